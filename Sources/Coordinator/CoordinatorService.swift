@@ -1,0 +1,524 @@
+import Archive
+import BamboProtocol
+import Foundation
+import Merging
+import Optimization
+import Partitioning
+import ZeroMQ
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Runs one study: the `Dispatcher` core wired to a ROUTER socket (workers), a PUB socket (events)
+/// and the archive. Single-threaded: one loop polls the ROUTER, decodes every frame set with
+/// `WireCodec`, feeds the core and executes its actions. Bad messages are logged (as
+/// `protocol.error` events) and answered with ERROR; they never stop the loop.
+/// Used from one thread, except `requestStop`, which any thread may call (it only sets a locked flag).
+public final class CoordinatorService: @unchecked Sendable {
+    public struct Options: Sendable {
+        /// ROUTER endpoint for workers.
+        public var bind: String = "tcp://*:5555"
+        /// PUB endpoint for the event stream; nil: none.
+        public var events: String? = "tcp://*:5556"
+        /// CURVE: the server's secret key and the allowed worker public keys.
+        public var curve: (secret: CurveSecretKey, allowed: Set<CurveKey>)? = nil
+        /// Allow a non-loopback bind without CURVE.
+        public var insecure = false
+        public var heartbeatInterval: Double = 1
+        public var leaseBeats = 3
+        /// Strategy label stored with the trials.
+        public var strategy = "bambo"
+        public init() {}
+    }
+
+    /// How `run` ended.
+    public enum Outcome: Sendable, Equatable {
+        /// The budget is spent; the study is finished.
+        case finished
+        /// Stopped by a signal (`requestStop`); the archive holds everything to resume.
+        case stopped
+    }
+
+    public let config: StudyConfig
+    public let archive: Archive
+    let options: Options
+    let log: @Sendable (String) -> Void
+    private let refusals = Locked<[ZAPDecision]>([])
+    private let stopFlag = Locked(false)
+    private var core: Dispatcher
+    private var partition: PartitionSpec
+    private var xs: [Int64: [Double]] = [:]
+    private var metrics: [Int64: Metrics] = [:]
+    private var objectiveValues: [Int64: [String: Double]] = [:]
+    private var anchorMetrics: [String: Metrics]?
+    /// Completed trials whose objectives are not computed yet (the anchors were not done).
+    private var unscored: Set<Int64> = []
+    /// Objectives computed but not yet written (written at most once a second, and at exit, in one
+    /// transaction, so a result costs two transactions — result and next dispatch — not three).
+    private var unwrittenObjectives: [Int64: [String: Double]?] = [:]
+    private var lastObjectivesWrite = 0.0
+    private var reportedProblems: Set<ObjectiveNormalizer.Problem> = []
+    private var proposer: any Proposer
+    private var badVersionAnswered: Set<String> = []
+    private let monoStart = ContinuousClock.now
+    private let wallStart = Date()
+
+    /// The archive's event callback target: every committed event is queued here and published on
+    /// the PUB socket by the loop.
+    public static func archiveOptions(_ sink: CoordinatorEventSink) -> Archive.Options {
+        Archive.Options(role: .writer, mode: .createIfMissing, onEvents: { events in sink.events.withLock { $0.append(contentsOf: events) } })
+    }
+
+    /// Prepares a study on `archive` (opened with `archiveOptions(sink)`): on a new archive, creates
+    /// the study, profiles the models and stores the partition; on an existing one, resumes from what
+    /// it holds (the stored configuration wins over `config`).
+    public init(config fileConfig: StudyConfig?, archive: Archive, options: Options, log: @escaping @Sendable (String) -> Void) throws {
+        self.archive = archive
+        self.options = options
+        self.log = log
+        let now = Date()
+        let config: StudyConfig
+        if let stored = try archive.loadStudy() {
+            config = try stored.decodeConfig(as: StudyConfig.self)
+            if let fileConfig, fileConfig != config {
+                log("warning: the study file differs from the study stored in \(archive.url.path); resuming with the stored one")
+            }
+        } else {
+            guard let fileConfig else { throw CoordinatorError("\(archive.url.path) holds no study: pass --study FILE to create one") }
+            config = fileConfig
+            try config.validateFiles(fileName: "study")
+            try archive.createStudy(name: config.study, config: config, at: now)
+        }
+        self.config = config
+        let document: PartitionDocument
+        if let stored = try archive.loadPartition(as: PartitionDocument.self) {
+            document = stored
+        } else {
+            log("profiling \(config.models.map(\.name).joined(separator: " and ")) (\(config.partition.norm.rawValue) norm)")
+            let profile = try profileLayerDifferences(
+                models: config.models.map { URL(fileURLWithPath: $0.path) }, base: config.base.map { URL(fileURLWithPath: $0.path) },
+                norm: config.partition.norm)
+            let blocks = try partitionLayers(
+                differences: profile.layerDifferences, blocks: config.partition.blocks, lambda: config.partition.lambda,
+                strategy: config.partition.strategy)
+            document = PartitionDocument(
+                profile: profile, partition: blocks, lambda: config.partition.lambda, strategy: config.partition.strategy,
+                models: config.models.map(\.path), base: config.base?.path)
+            try archive.savePartition(document, at: Date())
+            log("partition: \(document.blocks.map { "\($0[0])–\($0[1])" }.joined(separator: ", ")) of \(document.layerCount) layers")
+        }
+        partition = PartitionSpec(blocks: document.blocks, layers: document.layerCount)
+        core = Dispatcher(settings: Dispatcher.Settings(config: config, heartbeatInterval: options.heartbeatInterval, leaseBeats: options.leaseBeats))
+        let trials = try archive.trials()
+        for trial in trials { xs[trial.id] = trial.x }
+        for completed in try archive.completedTrials() {
+            metrics[completed.trial.id] = completed.result.metrics
+            if let values = completed.result.objectives { objectiveValues[completed.trial.id] = values } else { unscored.insert(completed.trial.id) }
+        }
+        let sobolDrawn = trials.filter { $0.origin == .sobol }.count
+        proposer = try Self.makeProposer(config: config, dimension: partition.dimension, sobolDrawn: sobolDrawn)
+    }
+
+    /// The study's proposer: Sobol, or qEHVI/qNEHVI continuing the Sobol sequence until models can be fitted.
+    /// `sobolDrawn`: Sobol points already stored, so a resumed study does not repeat them.
+    static func makeProposer(config: StudyConfig, dimension: Int, sobolDrawn: Int) throws -> any Proposer {
+        let seed = UInt64(config.optimizer.seed)
+        let sobol = try SobolProposer(dimension: dimension, seed: seed, skip: sobolDrawn)
+        guard let strategy = ProposalStrategy(rawValue: config.optimizer.acquisition), strategy != .sobol else { return sobol }
+        return BayesianProposer(strategy: strategy, dimension: dimension, seed: seed, fallback: sobol)
+    }
+
+    /// Asks `run` to stop dispatching and return (from a signal handler's queue or another thread).
+    public func requestStop() { stopFlag.withLock { $0 = true } }
+
+    /// Runs the study until its budget is spent or `requestStop` is called; `sink` is the one given
+    /// to `archiveOptions` (its events are published on the PUB socket).
+    public func run(sink: CoordinatorEventSink) throws -> Outcome {
+        let context = try Context(ioThreads: 1, maxSockets: 4096)
+        defer { context.close() }
+        var zap: ZAPHandler?
+        if let curve = options.curve {
+            let refusals = self.refusals
+            zap = try ZAPHandler(context: context, allowedKeys: curve.allowed, onDecision: { decision in
+                if !decision.allowed { refusals.withLock { $0.append(decision) } }
+            })
+        } else if !Self.isLoopback(options.bind) || options.events.map({ !Self.isLoopback($0) }) == true {
+            guard options.insecure else {
+                throw CoordinatorError("binding \(options.bind) (not loopback) without CURVE: pass --curve-secret FILE --allow-keys DIR, or --insecure to accept unauthenticated workers")
+            }
+            log("warning: \(options.bind) is not a loopback address and CURVE is off (--insecure): anyone who can reach it can take tasks")
+            _ = try archive.appendEvent(kind: "security.insecure", data: ["bind": .string(options.bind)], at: Date())
+        }
+        defer { zap?.close() }
+
+        let router = try Socket(context, type: .router)
+        try router.set(.linger, .seconds(1))
+        try router.set(.routerMandatory, true)
+        try router.set(.routerHandover, true)
+        try router.set(.maxMessageSize, Int64(WireFormat.maxFrameBytes))
+        try router.set(.sendHighWaterMark, 10_000)
+        try router.set(.receiveHighWaterMark, 10_000)
+        if let curve = options.curve { try router.makeCurveServer(secretKey: curve.secret) }
+        try router.bind(options.bind)
+        defer { router.close() }
+        var pub: Socket?
+        if let events = options.events {
+            let socket = try Socket(context, type: .publisher)
+            try socket.set(.linger, Duration.milliseconds(500))
+            if let curve = options.curve { try socket.makeCurveServer(secretKey: curve.secret) }
+            try socket.bind(events)
+            pub = socket
+        }
+        defer { pub?.close() }
+        let eventsEndpoint = try pub.map { try $0.lastEndpoint }
+        log("study \(config.study): listening on \(try router.lastEndpoint)\(eventsEndpoint.map { ", events on \($0)" } ?? "")")
+
+        let counts = try archive.counts()
+        let snapshot = Dispatcher.Snapshot(
+            total: counts.total, pending: try archive.trials(in: .pending).map(\.id),
+            dispatched: try archive.dispatchedAttempts().map { .init(trial: $0.trial, attempt: $0.number, worker: $0.worker) },
+            finished: counts.completed + counts.failed)
+        if snapshot.total > 0 {
+            log("resuming: \(counts.completed) completed, \(counts.failed) failed, \(counts.dispatched) dispatched, \(counts.pending) pending of \(config.budget)")
+        }
+        var outcome: Outcome?
+        func execute(_ first: [Dispatcher.Action]) throws {
+            var queue = first
+            var index = 0
+            while index < queue.count {
+                let action = queue[index]
+                index += 1
+                switch action {
+                case .finish: outcome = .finished
+                case .halt: outcome = .stopped
+                default: queue += try perform(action, router: router)
+                }
+            }
+            publish(pub, sink: sink)
+        }
+        // Objectives lost to a crash (computed, not yet written) are computed again from the results.
+        try updateObjectives(at: Date())
+        try writeObjectives()
+        try execute(core.event(.started(snapshot, now: now())))
+        let poller = Poller([router])
+        let tickInterval = min(0.1, options.heartbeatInterval / 4)
+        var nextTick = now()
+        while outcome == nil {
+            if stopFlag.withLock({ $0 }) {
+                try execute(core.event(.stop(now: now())))
+                continue
+            }
+            let wait = max(0, nextTick - now())
+            _ = try poller.poll(timeout: .milliseconds(Int(wait * 1000) + 1))
+            var received = 0
+            while outcome == nil, received < 1000, let message = try router.receiveMessage(dontWait: true) {
+                received += 1
+                try handle(message, router: router, execute: execute)
+            }
+            try recordRefusals()
+            if now() >= nextTick, outcome == nil {
+                nextTick = now() + tickInterval
+                try execute(core.event(.tick(now: now())))
+                if now() - lastObjectivesWrite >= 1 {
+                    try writeObjectives()
+                    publish(pub, sink: sink)
+                }
+            }
+        }
+        try writeObjectives()
+        if outcome == .finished {
+            // Every worker was sent SHUTDOWN: none is still part of the study.
+            for worker in try archive.workers() where worker.state == .alive {
+                _ = try archive.recordWorkerGone(worker.name, reason: "study finished (SHUTDOWN sent)", at: Date())
+            }
+            try archive.setStudyState(.finished, at: Date())
+            publish(pub, sink: sink)
+            let final = try archive.counts()
+            log("study \(config.study) finished: \(final.completed) completed, \(final.failed) failed")
+        } else {
+            log("stopped: \(core.outstandingTrials.count) trials still out on workers; restart to resume")
+        }
+        return outcome!
+    }
+
+    // MARK: messages
+
+    private func handle(_ received: ReceivedMessage, router: Socket, execute: ([Dispatcher.Action]) throws -> Void) throws {
+        guard let identity = received.frames.first else { return }
+        let worker = Self.workerName(identity)
+        let frames = Array(received.frames.dropFirst())
+        let message: Message
+        do {
+            message = try WireCodec.decode(frames: frames, from: .worker)
+        } catch {
+            if error.code == .badVersion {
+                guard badVersionAnswered.insert(worker).inserted else { return }
+            }
+            try problem("\(error.description)", code: error.code, worker: worker)
+            send(.error(error.errorBody), to: identity, router: router)
+            return
+        }
+        badVersionAnswered.remove(worker)
+        try execute(core.event(.received(message, from: worker, now: now())))
+    }
+
+    /// Executes one action; returns the core's reaction to its outcome.
+    private func perform(_ action: Dispatcher.Action, router: Socket) throws -> [Dispatcher.Action] {
+        let time = Date()
+        switch action {
+        case .send(let message, let worker):
+            send(message, to: Self.identity(worker), router: router)
+            return []
+        case .dispatch(let trial, let worker, let leaseDeadline):
+            let attempt = try archive.recordDispatch(trial: trial, worker: worker, leaseDeadline: date(leaseDeadline), at: time)
+            let follow = core.event(.attemptDispatched(trial: trial, attempt: attempt, worker: worker))
+            let task = TaskBody(
+                trial: trial, attempt: attempt, weights: xs[trial] ?? [], partition: partition, models: config.models, base: config.base,
+                merge: MergeSpec(method: config.merge.method, dtype: config.merge.dtype, params: config.merge.params, seed: config.merge.seed),
+                evaluator: config.evaluator, deadline: nil)
+            send(.task(task), to: Self.identity(worker), router: router)
+            return follow
+        case .propose(let count, let pending, let warmStart):
+            let ids = try propose(count: count, pending: pending, warmStart: warmStart, at: time)
+            return core.event(.trialsAdded(ids, now: now()))
+        case .recordResult(let body, let worker):
+            let outcome = try archive.recordResult(body, worker: worker, at: time)
+            send(.ack(AckBody(trial: body.trial, attempt: body.attempt, outcome: outcome.ack)), to: Self.identity(worker), router: router)
+            guard outcome == .accepted else { return [] }
+            metrics[body.trial] = body.metrics
+            unscored.insert(body.trial)
+            try updateObjectives(at: time)
+            return core.event(.trialsChanged([.init(trial: body.trial, attempt: body.attempt, state: .completed)], now: now()))
+        case .recordFailure(let body, let worker):
+            let outcome = try archive.recordFailure(body, worker: worker, at: time)
+            send(.ack(AckBody(trial: body.trial, attempt: body.attempt, outcome: outcome.ack)), to: Self.identity(worker), router: router)
+            switch outcome {
+            case .requeued: return core.event(.trialsChanged([.init(trial: body.trial, attempt: body.attempt, state: .pending)], now: now()))
+            case .failed: return core.event(.trialsChanged([.init(trial: body.trial, attempt: body.attempt, state: .failed)], now: now()))
+            default: return []
+            }
+        case .recordProgress(let body, let worker):
+            var data: [String: JSONValue] = [
+                "trial": .number(Double(body.trial)), "attempt": .number(Double(body.attempt)), "worker": .string(worker),
+                "phase": .string(body.phase.rawValue), "done": .number(Double(body.done)), "total": .number(Double(body.total)),
+            ]
+            if let text = body.message { data["message"] = .string(text) }
+            try archive.appendEvent(kind: "trial.progress", data: data, at: time)
+            return []
+        case .recordWorkerJoined(let body):
+            try archive.recordWorkerSeen(body.worker, at: time, host: body.host, pid: body.pid, capabilities: body.capabilities)
+            return []
+        case .recordWorkerLost(let worker):
+            log("worker \(worker) lost (silent for \(core.settings.lease) s)")
+            return core.event(.trialsChanged(try archive.recordWorkerLost(worker, at: time).map(Self.change), now: now()))
+        case .recordWorkerGone(let worker, let reason):
+            return core.event(.trialsChanged(try archive.recordWorkerGone(worker, reason: reason, at: time).map(Self.change), now: now()))
+        case .expireAttempt(let trial, let attempt, let reason):
+            guard let ended = try archive.endAttempt(trial: trial, attempt: attempt, as: .expired, reason: reason, at: time) else { return [] }
+            return core.event(.trialsChanged([Self.change(ended)], now: now()))
+        case .renewLeases(let until):
+            try archive.renewLeases(until: date(until))
+            return []
+        case .logProblem(let text, let worker):
+            log("worker \(worker ?? "?"): \(text)")
+            return []
+        case .finish, .halt:
+            return []
+        }
+    }
+
+    private static func change(_ ended: EndedAttempt) -> Dispatcher.TrialChange {
+        .init(trial: ended.trial, attempt: ended.attempt, state: ended.trialState)
+    }
+
+    /// Stores `count` new trials: the warm start (anchors, then Sobol) or the proposer's points.
+    private func propose(count: Int, pending: [Int64], warmStart: Bool, at time: Date) throws -> [Int64] {
+        let dimension = partition.dimension
+        var ids: [Int64] = []
+        if warmStart {
+            // The whole initial design is deterministic; a resumed warm start adds what is missing.
+            var fill = try SobolProposer(dimension: dimension, seed: UInt64(config.optimizer.seed))
+            let design = try WarmStart.points(count: config.optimizer.initial, dimension: dimension, fill: &fill)
+            let existing = core.trialCount
+            let anchors = Array(design.anchors.dropFirst(existing))
+            let sobolDone = max(0, existing - design.anchors.count)
+            let sobol = Array(design.sobol.dropFirst(sobolDone).prefix(count - anchors.count))
+            if !anchors.isEmpty { ids += try archive.addTrials(anchors, origin: .warmStart, strategy: options.strategy, at: time) }
+            if !sobol.isEmpty {
+                ids += try archive.addTrials(sobol, origin: .sobol, strategy: options.strategy, at: time)
+                proposer = try Self.makeProposer(config: config, dimension: dimension, sobolDrawn: sobolDone + sobol.count)
+            }
+        } else {
+            let observed = try observedPoints()
+            let points = try proposer.propose(count: count, observed: observed, pending: pending.compactMap { xs[$0] })
+            ids = try archive.addTrials(points, origin: TrialOrigin(proposer.origin), strategy: options.strategy, at: time)
+        }
+        let stored = try ids.map { id in (id, try archive.trial(id)?.x ?? []) }
+        for (id, x) in stored { xs[id] = x }
+        return ids
+    }
+
+    /// Completed trials with their objectives, in objective order, oldest first.
+    private func observedPoints() throws -> [(x: [Double], y: [Double])] {
+        objectiveValues.keys.sorted().compactMap { trial in
+            guard let x = xs[trial], let values = objectiveValues[trial] else { return nil }
+            let y = config.objectives.compactMap { values[$0.name] }
+            return y.count == config.objectives.count ? (x, y) : nil
+        }
+    }
+
+    /// Sets the objectives of every completed trial that lacks them, once both anchor trials are done.
+    private func updateObjectives(at time: Date) throws {
+        if anchorMetrics == nil {
+            let dimension = partition.dimension
+            var anchors: [String: Metrics] = [:]
+            for (index, model) in config.models.enumerated() {
+                let corner = Array(repeating: Double(index), count: dimension)
+                if let trial = xs.keys.sorted().first(where: { xs[$0] == corner && metrics[$0] != nil }) { anchors[model.name] = metrics[trial] }
+            }
+            guard anchors.count == config.models.count else { return }
+            anchorMetrics = anchors
+        }
+        guard let anchors = anchorMetrics else { return }
+        var updates: [Int64: [String: Double]?] = [:]
+        for trial in unscored.sorted() {
+            guard let trialMetrics = metrics[trial] else { continue }
+            let (values, problems) = ObjectiveNormalizer.objectives(of: trialMetrics, anchors: anchors, settings: config.objectives)
+            updates[trial] = values
+            objectiveValues[trial] = values
+            for problem in problems where reportedProblems.insert(problem).inserted {
+                log("objectives: \(problem)")
+                try archive.appendEvent(kind: "objectives.degenerate", data: [
+                    "objective": .string(problem.objective), "benchmark": .string(problem.benchmark), "reason": .string(problem.reason),
+                ], at: time)
+            }
+        }
+        guard !updates.isEmpty else { return }
+        unwrittenObjectives.merge(updates) { _, new in new }
+        unscored = []
+    }
+
+    /// Writes the objectives computed since the last write (one transaction).
+    private func writeObjectives() throws {
+        lastObjectivesWrite = now()
+        guard !unwrittenObjectives.isEmpty else { return }
+        try archive.setObjectives(unwrittenObjectives, at: Date())
+        unwrittenObjectives = [:]
+    }
+
+    // MARK: plumbing
+
+    private func send(_ message: Message, to identity: Data, router: Socket) {
+        do {
+            let frames = try WireCodec.encode(message)
+            if try !router.send([identity] + frames, dontWait: true) {
+                log("could not send \(message.type.rawValue) to \(Self.workerName(identity)): queue full")
+            }
+        } catch {
+            log("could not send \(message.type.rawValue) to \(Self.workerName(identity)): \(error)")
+        }
+    }
+
+    private func problem(_ text: String, code: ErrorCode, worker: String) throws {
+        log("worker \(worker): \(text)")
+        try archive.appendEvent(kind: "protocol.error", data: [
+            "worker": .string(worker), "code": .string(code.rawValue), "message": .string(String(text.prefix(1024))),
+        ], at: Date())
+    }
+
+    private func recordRefusals() throws {
+        let decisions = refusals.withLock { list -> [ZAPDecision] in
+            defer { list = [] }
+            return list
+        }
+        for decision in decisions {
+            let key = decision.request.clientKey?.z85 ?? "(none)"
+            log("refused a \(decision.request.mechanism) connection from \(decision.request.address): key \(key) (\(decision.reason))")
+            try archive.appendEvent(kind: "worker.refused", data: [
+                "address": .string(decision.request.address), "key": .string(key), "mechanism": .string(decision.request.mechanism),
+                "reason": .string(decision.reason),
+            ], at: Date())
+        }
+    }
+
+    private func publish(_ pub: Socket?, sink: CoordinatorEventSink) {
+        let events = sink.events.withLock { list -> [EventRecord] in
+            defer { list = [] }
+            return list
+        }
+        guard let pub else { return }
+        for event in events {
+            if let line = try? event.jsonLine() { _ = try? pub.send([line], dontWait: true) }
+        }
+    }
+
+    private func now() -> Double {
+        let elapsed = ContinuousClock.now - monoStart
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+    }
+
+    private func date(_ mono: Double) -> Date { wallStart.addingTimeInterval(mono) }
+
+    /// A routing id as a worker name: the name itself when printable, else `#` + hex.
+    static func workerName(_ identity: Data) -> String {
+        if !identity.isEmpty, identity.first != 0, let text = String(data: identity, encoding: .utf8),
+           text.unicodeScalars.allSatisfy({ $0.value > 32 && $0.value < 127 }), !text.hasPrefix("#") {
+            return text
+        }
+        return "#" + identity.map { String(format: "%02x", $0) }.joined()
+    }
+
+    static func identity(_ worker: String) -> Data {
+        if worker.hasPrefix("#") {
+            var bytes: [UInt8] = []
+            var index = worker.index(after: worker.startIndex)
+            while index < worker.endIndex, let next = worker.index(index, offsetBy: 2, limitedBy: worker.endIndex),
+                  let byte = UInt8(worker[index..<next], radix: 16) {
+                bytes.append(byte)
+                index = next
+            }
+            return Data(bytes)
+        }
+        return Data(worker.utf8)
+    }
+
+    /// Whether an endpoint only accepts local connections (loopback TCP, ipc, inproc).
+    public static func isLoopback(_ endpoint: String) -> Bool {
+        if endpoint.hasPrefix("ipc://") || endpoint.hasPrefix("inproc://") { return true }
+        guard endpoint.hasPrefix("tcp://") else { return false }
+        var host = String(endpoint.dropFirst(6))
+        if host.hasPrefix("[") {
+            host = String(host.dropFirst().prefix { $0 != "]" })
+            return host == "::1"
+        }
+        host = String(host.prefix { $0 != ":" })
+        return host == "localhost" || host.hasPrefix("127.")
+    }
+}
+
+/// Collects the archive's committed events for publication (thread-safe).
+public final class CoordinatorEventSink: Sendable {
+    let events = Locked<[EventRecord]>([])
+    public init() {}
+}
+
+/// A coordinator setup problem, for people.
+public struct CoordinatorError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A value behind a lock.
+final class Locked<Value>: @unchecked Sendable {
+    private var value: Value
+    private let lock = NSLock()
+    init(_ value: Value) { self.value = value }
+    func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
+    }
+}

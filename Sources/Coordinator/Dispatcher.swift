@@ -1,0 +1,481 @@
+import Archive
+import BamboProtocol
+import Foundation
+
+/// The coordinator's pure core: workers and their slots, heartbeats and leases, which trial goes to
+/// which worker, when to ask the proposer, and when the study is finished.
+///
+/// No sockets, no clocks, no archive: every input is an `Event` carrying the time (seconds on any
+/// monotonic clock), every output an `Action` that the service executes (writing the archive,
+/// sending messages) and whose outcome it feeds back as a further event (`trialsAdded`,
+/// `attemptDispatched`, `trialsChanged`). The archive stays the truth for trial states (requeue or
+/// fail, idempotent results); the dispatcher mirrors what it needs to schedule.
+///
+/// Rules (Protocol/README.md §6–§7):
+/// - A worker registers with READY (its name must equal its routing id, its evaluators must include
+///   the study's kind) and gets WELCOME. It is LOST after `leaseBeats × heartbeatInterval` without
+///   any message: its attempts expire. BYE makes it GONE: its attempts are abandoned.
+/// - Never more than `capabilities.slots` attempts out to one worker.
+/// - Whenever a worker has a free slot and no trial is pending, `batch` new trials are proposed at
+///   once (the warm start proposes `initial` first), with the trials out on workers as pending;
+///   never more than `budget = initial + iterations × batch` trials in all.
+/// - The study is finished when `budget` trials are completed or failed: SHUTDOWN to every worker.
+/// - After a coordinator restart, attempts the archive holds as dispatched get a fresh lease of
+///   `leaseBeats × heartbeatInterval + resumeGrace`; a worker that reconnects listing them in READY
+///   `activeTrials` keeps them, the rest expire.
+public struct Dispatcher: Sendable {
+    public struct Settings: Sendable, Hashable {
+        public var study: String
+        public var heartbeatInterval: Double
+        public var leaseBeats: Int
+        public var initial: Int
+        public var batch: Int
+        public var budget: Int
+        /// The evaluator kind workers must support.
+        public var evaluatorKind: String
+        /// Extra seconds a resumed attempt's worker has to reconnect.
+        public var resumeGrace: Double
+
+        public init(
+            study: String, heartbeatInterval: Double = 1, leaseBeats: Int = 3, initial: Int, batch: Int, budget: Int,
+            evaluatorKind: String, resumeGrace: Double = 5
+        ) {
+            self.study = study
+            self.heartbeatInterval = heartbeatInterval
+            self.leaseBeats = leaseBeats
+            self.initial = initial
+            self.batch = batch
+            self.budget = budget
+            self.evaluatorKind = evaluatorKind
+            self.resumeGrace = resumeGrace
+        }
+
+        /// Seconds of silence after which a worker is lost.
+        public var lease: Double { Double(leaseBeats) * heartbeatInterval }
+
+        /// The settings of a study file.
+        public init(config: StudyConfig, heartbeatInterval: Double, leaseBeats: Int = 3, resumeGrace: Double? = nil) {
+            self.init(
+                study: config.study, heartbeatInterval: heartbeatInterval, leaseBeats: leaseBeats,
+                initial: config.optimizer.initial, batch: config.optimizer.batch, budget: config.budget,
+                evaluatorKind: config.evaluatorKind, resumeGrace: resumeGrace ?? 2 * heartbeatInterval)
+        }
+    }
+
+    /// An attempt out on a worker, as the archive holds it.
+    public struct OpenAttempt: Sendable, Hashable {
+        public var trial: Int64
+        public var attempt: Int
+        public var worker: String
+        public init(trial: Int64, attempt: Int, worker: String) {
+            self.trial = trial
+            self.attempt = attempt
+            self.worker = worker
+        }
+    }
+
+    /// The trials of the archive when the coordinator (re)starts.
+    public struct Snapshot: Sendable, Hashable {
+        /// How many trials exist (any state).
+        public var total: Int
+        /// Pending trials, oldest first.
+        public var pending: [Int64]
+        /// Attempts still dispatched.
+        public var dispatched: [OpenAttempt]
+        /// Completed or failed trials.
+        public var finished: Int
+        public init(total: Int = 0, pending: [Int64] = [], dispatched: [OpenAttempt] = [], finished: Int = 0) {
+            self.total = total
+            self.pending = pending
+            self.dispatched = dispatched
+            self.finished = finished
+        }
+    }
+
+    /// A trial's new state after the archive recorded something (a result, a failure, an expiry).
+    public struct TrialChange: Sendable, Hashable {
+        public var trial: Int64
+        /// The attempt that ended.
+        public var attempt: Int
+        /// `pending` (requeued), `completed` or `failed`.
+        public var state: TrialState
+        public init(trial: Int64, attempt: Int, state: TrialState) {
+            self.trial = trial
+            self.attempt = attempt
+            self.state = state
+        }
+    }
+
+    public enum Event: Sendable {
+        /// The coordinator started on an archive in this state.
+        case started(Snapshot, now: Double)
+        /// A decoded message from the worker with this routing id.
+        case received(Message, from: String, now: Double)
+        /// Time passed (call a few times per heartbeat interval).
+        case tick(now: Double)
+        /// The trials of a `propose` action were stored, in order.
+        case trialsAdded([Int64], now: Double)
+        /// A `dispatch` action was recorded with this attempt number (the TASK is on its way).
+        case attemptDispatched(trial: Int64, attempt: Int, worker: String)
+        /// Trials changed state in the archive.
+        case trialsChanged([TrialChange], now: Double)
+        /// SIGINT/SIGTERM: stop dispatching.
+        case stop(now: Double)
+    }
+
+    public enum Action: Sendable, Hashable {
+        /// Send this message to the worker.
+        case send(Message, to: String)
+        /// Record the dispatch of `trial` to `worker` (lease until `leaseDeadline`), then send its TASK;
+        /// feed back `attemptDispatched`.
+        case dispatch(trial: Int64, worker: String, leaseDeadline: Double)
+        /// Ask the proposer for `count` points (`warmStart`: the study's initial design) with the
+        /// trials `pending` out on workers; store them as trials and feed back `trialsAdded`.
+        case propose(count: Int, pending: [Int64], warmStart: Bool)
+        /// Record the worker's RESULT, answer ACK, feed back the change.
+        case recordResult(ResultBody, worker: String)
+        /// Record the worker's FAILURE, answer ACK, feed back the change.
+        case recordFailure(FailureBody, worker: String)
+        /// Record progress (an event for `bambo log`).
+        case recordProgress(ProgressBody, worker: String)
+        /// Record that the worker registered.
+        case recordWorkerJoined(ReadyBody)
+        /// Record that the worker was lost (its attempts expire); feed back the changes.
+        case recordWorkerLost(String)
+        /// Record that the worker left (its attempts are abandoned); feed back the changes.
+        case recordWorkerGone(String, reason: String)
+        /// End one attempt as expired (its worker dropped it); feed back the change.
+        case expireAttempt(trial: Int64, attempt: Int, reason: String)
+        /// Give every dispatched attempt in the archive a lease until then (restart).
+        case renewLeases(until: Double)
+        /// Something a worker did wrong, for the log (an ERROR reply is a separate `send`).
+        case logProblem(String, worker: String?)
+        /// The budget is spent: mark the study finished and exit (SHUTDOWN was sent to each worker).
+        case finish
+        /// Dispatching stopped after `stop`: persist and exit.
+        case halt
+    }
+
+    struct Session: Sendable {
+        var host: String
+        var pid: Int
+        var slots: Int
+        var lastHeard: Double
+        var lastSent: Double
+        /// Trials out on this worker.
+        var trials: Set<Int64> = []
+        var free: Int { slots - trials.count }
+    }
+
+    public let settings: Settings
+    private var sessions: [String: Session] = [:]
+    /// Workers with a free slot, longest waiting first (may hold stale names: checked when used).
+    private var waiting: [String] = []
+    /// Names that left with BYE (anything but READY from them is out of order).
+    private var departed: Set<String> = []
+    /// Pending trials, in dispatch order.
+    private var pending: [Int64] = []
+    /// Trials out on a worker: worker and attempt (nil until `attemptDispatched`).
+    private var outstanding: [Int64: (worker: String, attempt: Int?)] = [:]
+    /// Attempts from before a restart whose worker has not reconnected yet, with their deadline.
+    private var orphans: [Int64: (attempt: Int, worker: String, deadline: Double)] = [:]
+    private var finishedTrials: Set<Int64> = []
+    private var finishedBefore = 0
+    private var totalTrials = 0
+    private var proposing = false
+    private var started = false
+    public private(set) var isStopping = false
+    public private(set) var isFinished = false
+
+    public init(settings: Settings) {
+        self.settings = settings
+    }
+
+    // MARK: queries (for status lines and tests)
+
+    /// Registered workers, by name.
+    public var workerNames: [String] { sessions.keys.sorted() }
+    /// Trials out on `worker`.
+    public func trials(on worker: String) -> Set<Int64> { sessions[worker]?.trials ?? [] }
+    /// Trials waiting for a worker, in dispatch order.
+    public var pendingTrials: [Int64] { pending }
+    /// Trials out on workers.
+    public var outstandingTrials: [Int64] { outstanding.keys.sorted() }
+    /// Completed or failed trials.
+    public var finishedCount: Int { finishedBefore + finishedTrials.count }
+    /// Trials created so far.
+    public var trialCount: Int { totalTrials }
+    /// Attempts waiting for their worker to reconnect after a restart.
+    public var orphanTrials: [Int64] { orphans.keys.sorted() }
+
+    // MARK: events
+
+    public mutating func event(_ event: Event) -> [Action] {
+        var actions: [Action] = []
+        switch event {
+        case .started(let snapshot, let now):
+            start(snapshot, now: now, into: &actions)
+        case .received(let message, let worker, let now):
+            receive(message, from: worker, now: now, into: &actions)
+        case .tick(let now):
+            tick(now: now, into: &actions)
+        case .trialsAdded(let ids, _):
+            proposing = false
+            totalTrials += ids.count
+            pending.append(contentsOf: ids)
+        case .attemptDispatched(let trial, let attempt, let worker):
+            if let entry = outstanding[trial], entry.worker == worker {
+                outstanding[trial] = (worker, attempt)
+            }
+        case .trialsChanged(let changes, _):
+            for change in changes { apply(change) }
+        case .stop:
+            if !isStopping && !isFinished {
+                isStopping = true
+                actions.append(.halt)
+            }
+        }
+        if case .attemptDispatched = event { return actions }
+        schedule(now: event.time, into: &actions)
+        return actions
+    }
+
+    private mutating func start(_ snapshot: Snapshot, now: Double, into actions: inout [Action]) {
+        started = true
+        totalTrials = snapshot.total
+        finishedBefore = snapshot.finished
+        pending = snapshot.pending
+        guard !snapshot.dispatched.isEmpty else { return }
+        let deadline = now + settings.lease + settings.resumeGrace
+        for open in snapshot.dispatched {
+            orphans[open.trial] = (open.attempt, open.worker, deadline)
+        }
+        actions.append(.renewLeases(until: deadline))
+    }
+
+    private mutating func receive(_ message: Message, from worker: String, now: Double, into actions: inout [Action]) {
+        if case .ready(let body) = message {
+            register(body, from: worker, now: now, into: &actions)
+            return
+        }
+        guard var session = sessions[worker] else {
+            let departedWorker = departed.contains(worker)
+            let code: ErrorCode = departedWorker ? .outOfOrder : .unknownWorker
+            let text = departedWorker
+                ? "\(message.type.rawValue) after BYE: send READY to register again"
+                : "\(message.type.rawValue) from a worker that is not registered: send READY"
+            actions.append(.logProblem(text, worker: worker))
+            reply(.error(ErrorBody(code: code, message: text, inReplyTo: message.type.rawValue)), to: worker, now: now, into: &actions)
+            return
+        }
+        session.lastHeard = now
+        sessions[worker] = session
+        switch message {
+        case .workerHeartbeat:
+            break
+        case .progress(let body):
+            if isCurrent(trial: body.trial, attempt: body.attempt, worker: worker) {
+                actions.append(.recordProgress(body, worker: worker))
+            } else {
+                let text = "PROGRESS for trial \(body.trial) attempt \(body.attempt), which is not current for \(worker): stop it"
+                actions.append(.logProblem(text, worker: worker))
+                reply(.error(ErrorBody(code: .staleAttempt, message: text, inReplyTo: "PROGRESS")), to: worker, now: now, into: &actions)
+            }
+        case .result(let body):
+            release(trial: body.trial, attempt: body.attempt, worker: worker)
+            actions.append(.recordResult(body, worker: worker))
+            sessions[worker]?.lastSent = now  // the ACK
+        case .failure(let body):
+            release(trial: body.trial, attempt: body.attempt, worker: worker)
+            actions.append(.recordFailure(body, worker: worker))
+            sessions[worker]?.lastSent = now
+        case .bye(let body):
+            drop(worker)
+            departed.insert(worker)
+            actions.append(.recordWorkerGone(worker, reason: body.reason.isEmpty ? "worker left" : "worker left: \(body.reason)"))
+        default:
+            // The codec only lets worker messages through; anything else is a coordinator bug.
+            actions.append(.logProblem("unexpected \(message.type.rawValue) from \(worker)", worker: worker))
+        }
+    }
+
+    private mutating func register(_ body: ReadyBody, from worker: String, now: Double, into actions: inout [Action]) {
+        guard body.worker == worker else {
+            let text = "READY names worker \"\(body.worker)\" but the routing id is \"\(worker)\": set ZMQ_ROUTING_ID to the worker name"
+            actions.append(.logProblem(text, worker: worker))
+            reply(.error(ErrorBody(code: .outOfOrder, message: text, inReplyTo: "READY")), to: worker, now: now, into: &actions)
+            return
+        }
+        guard !isStopping && !isFinished else {
+            let text = isFinished ? "the study is finished" : "the coordinator is stopping"
+            reply(.error(ErrorBody(code: .shuttingDown, message: text, inReplyTo: "READY")), to: worker, now: now, into: &actions)
+            return
+        }
+        guard body.capabilities.evaluators.contains(settings.evaluatorKind) else {
+            let text = "the study needs evaluator \"\(settings.evaluatorKind)\"; this worker offers [\(body.capabilities.evaluators.joined(separator: ", "))]"
+            actions.append(.logProblem(text, worker: worker))
+            reply(.error(ErrorBody(code: .unsupported, message: text, inReplyTo: "READY")), to: worker, now: now, into: &actions)
+            return
+        }
+        departed.remove(worker)
+        let held = Set((body.activeTrials ?? []).map { AttemptRef(trial: $0.trial, attempt: $0.attempt) })
+        var kept: Set<Int64> = []
+        if let old = sessions[worker] {
+            // Reconnection (same host and pid): attempts it still holds stay; a restart drops them all.
+            let reconnection = old.host == body.host && old.pid == body.pid
+            for trial in old.trials.sorted() {
+                let attempt = outstanding[trial]?.attempt
+                if reconnection, let attempt, held.contains(AttemptRef(trial: trial, attempt: attempt)) {
+                    kept.insert(trial)
+                } else {
+                    outstanding[trial] = nil
+                    if let attempt {
+                        actions.append(.expireAttempt(
+                            trial: trial, attempt: attempt,
+                            reason: reconnection ? "worker reconnected without it" : "worker restarted"))
+                    }
+                }
+            }
+        }
+        // Attempts from before a coordinator restart, sent to this worker name.
+        for (trial, orphan) in orphans.sorted(by: { $0.key < $1.key }) where orphan.worker == worker {
+            orphans[trial] = nil
+            if held.contains(AttemptRef(trial: trial, attempt: orphan.attempt)) {
+                kept.insert(trial)
+                outstanding[trial] = (worker, orphan.attempt)
+            } else {
+                actions.append(.expireAttempt(trial: trial, attempt: orphan.attempt, reason: "worker reconnected without it"))
+            }
+        }
+        sessions[worker] = Session(
+            host: body.host, pid: body.pid, slots: body.capabilities.slots, lastHeard: now, lastSent: now, trials: kept)
+        actions.append(.recordWorkerJoined(body))
+        actions.append(.send(.welcome(WelcomeBody(study: settings.study, heartbeatInterval: settings.heartbeatInterval, leaseBeats: settings.leaseBeats)), to: worker))
+        markWaiting(worker)
+    }
+
+    private mutating func tick(now: Double, into actions: inout [Action]) {
+        for (name, session) in sessions {
+            if now - session.lastHeard > settings.lease {
+                drop(name)
+                actions.append(.recordWorkerLost(name))
+            } else if now - session.lastSent >= settings.heartbeatInterval {
+                reply(.coordinatorHeartbeat, to: name, now: now, into: &actions)
+            }
+        }
+        for (trial, orphan) in orphans.sorted(by: { $0.key < $1.key }) where orphan.deadline <= now {
+            orphans[trial] = nil
+            actions.append(.expireAttempt(trial: trial, attempt: orphan.attempt, reason: "worker \(orphan.worker) did not reconnect after the coordinator restarted"))
+        }
+    }
+
+    private mutating func apply(_ change: TrialChange) {
+        if let entry = outstanding[change.trial], entry.attempt == nil || entry.attempt == change.attempt {
+            outstanding[change.trial] = nil
+            if sessions[entry.worker]?.trials.remove(change.trial) != nil { markWaiting(entry.worker) }
+        }
+        if let orphan = orphans[change.trial], orphan.attempt == change.attempt { orphans[change.trial] = nil }
+        switch change.state {
+        case .pending:
+            if outstanding[change.trial] == nil, !pending.contains(change.trial) {
+                // Requeued trials go first: they are the oldest work.
+                pending.insert(change.trial, at: 0)
+            }
+        case .completed, .failed:
+            finishedTrials.insert(change.trial)
+            pending.removeAll { $0 == change.trial }
+        case .dispatched:
+            break
+        }
+    }
+
+    /// Dispatches pending trials to free slots, proposes when nothing is pending, finishes at budget.
+    private mutating func schedule(now: Double, into actions: inout [Action]) {
+        guard started, !isStopping, !isFinished else { return }
+        if finishedCount >= settings.budget {
+            isFinished = true
+            for name in sessions.keys.sorted() {
+                reply(.shutdown(ShutdownBody(reason: "budget reached")), to: name, now: now, into: &actions)
+            }
+            actions.append(.finish)
+            return
+        }
+        while !pending.isEmpty, let worker = nextWaiting() {
+            var session = sessions[worker]!
+            while session.free > 0, !pending.isEmpty {
+                let trial = pending.removeFirst()
+                session.trials.insert(trial)
+                session.lastSent = now
+                outstanding[trial] = (worker, nil)
+                actions.append(.dispatch(trial: trial, worker: worker, leaseDeadline: now + settings.lease))
+            }
+            sessions[worker] = session
+            if session.free > 0 { waiting.insert(worker, at: 0) }
+        }
+        if pending.isEmpty, !proposing, totalTrials < settings.budget, hasFreeSlot() {
+            let warmStart = totalTrials < settings.initial
+            let count = warmStart ? settings.initial - totalTrials : min(settings.batch, settings.budget - totalTrials)
+            proposing = true
+            actions.append(.propose(count: count, pending: outstanding.keys.sorted(), warmStart: warmStart))
+        }
+    }
+
+    // MARK: helpers
+
+    private func isCurrent(trial: Int64, attempt: Int, worker: String) -> Bool {
+        guard let entry = outstanding[trial] else { return false }
+        return entry.worker == worker && (entry.attempt == nil || entry.attempt == attempt)
+    }
+
+    /// A RESULT or FAILURE for an attempt out on `worker` frees its slot at once.
+    private mutating func release(trial: Int64, attempt: Int, worker: String) {
+        guard isCurrent(trial: trial, attempt: attempt, worker: worker) else { return }
+        outstanding[trial] = nil
+        if sessions[worker]?.trials.remove(trial) != nil { markWaiting(worker) }
+    }
+
+    /// Forgets a worker and the trials it held (the archive ends their attempts).
+    private mutating func drop(_ worker: String) {
+        guard let session = sessions.removeValue(forKey: worker) else { return }
+        for trial in session.trials { outstanding[trial] = nil }
+    }
+
+    private mutating func markWaiting(_ worker: String) {
+        guard let session = sessions[worker], session.free > 0, !waiting.contains(worker) else { return }
+        waiting.append(worker)
+    }
+
+    private mutating func nextWaiting() -> String? {
+        while !waiting.isEmpty {
+            let name = waiting.removeFirst()
+            if let session = sessions[name], session.free > 0 { return name }
+        }
+        return nil
+    }
+
+    private mutating func hasFreeSlot() -> Bool {
+        while let first = waiting.first {
+            if let session = sessions[first], session.free > 0 { return true }
+            waiting.removeFirst()
+        }
+        return false
+    }
+
+    private mutating func reply(_ message: Message, to worker: String, now: Double, into actions: inout [Action]) {
+        sessions[worker]?.lastSent = now
+        actions.append(.send(message, to: worker))
+    }
+}
+
+extension Dispatcher.Event {
+    /// The time the event carries.
+    var time: Double {
+        switch self {
+        case .started(_, let now), .received(_, _, let now), .tick(let now), .trialsAdded(_, let now),
+             .trialsChanged(_, let now), .stop(let now):
+            return now
+        case .attemptDispatched:
+            return 0
+        }
+    }
+}

@@ -1,0 +1,1 @@
+// Hybrid optimal block partitioning arrives with issue 2.
