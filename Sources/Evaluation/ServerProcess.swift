@@ -110,6 +110,11 @@ public actor ServerProcess {
                 return
             }
             if ContinuousClock.now >= deadline {
+                // A slow health probe (a loaded machine) may have outlasted the deadline while the
+                // process exited: say that, not a timeout.
+                if let exit = exitDescription() {
+                    throw EvaluationError.serverFailedToStart(reason: "\(commandLine.joined(separator: " ")) \(exit) before becoming healthy", logTail: logTail())
+                }
                 await stop()
                 throw EvaluationError.serverFailedToStart(
                     reason: "no healthy answer from \(healthURL) within \(timeout) (\(commandLine.joined(separator: " ")))", logTail: logTail())
