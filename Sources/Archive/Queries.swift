@@ -181,7 +181,11 @@ extension Archive {
             batch: try row.decode(Int.self, forColumn: "batch"), state: state, created: try date(row, "created"),
             finished: try optionalDate(row, "finished"),
             failureReasons: try decodeJSON(
-                [FailureReason].self, try row.decode(String.self, forColumn: "failure_reasons"), column: "trial.failure_reasons", path: path))
+                [FailureReason].self, try row.decode(String.self, forColumn: "failure_reasons"), column: "trial.failure_reasons", path: path),
+            partition: try row.decode(String?.self, forColumn: "partition").map {
+                try decodeJSON(PartitionSpec.self, $0, column: "trial.partition", path: path)
+            },
+            merge: try row.decode(String?.self, forColumn: "merge").map { try decodeJSON(MergeSpec.self, $0, column: "trial.merge", path: path) })
     }
 
     func attemptRecord(_ row: Row) throws -> AttemptRecord {

@@ -110,6 +110,10 @@ public struct TrialRecord: Sendable, Hashable {
     public var finished: Date?
     /// For a failed trial: the attempts that counted against it.
     public var failureReasons: [FailureReason]
+    /// The trial's own partition, when it differs from the study's (nil: the study's).
+    public var partition: PartitionSpec? = nil
+    /// The trial's own merge spec, when it differs from the study's (nil: the study's).
+    public var merge: MergeSpec? = nil
 }
 
 /// One dispatch of a trial to a worker.

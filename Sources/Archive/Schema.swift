@@ -9,6 +9,7 @@ enum Schema {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1", migrate: v1)
+        migrator.registerMigration("v2", migrate: v2)
         return migrator
     }
 
@@ -94,6 +95,16 @@ enum Schema {
                     kind TEXT NOT NULL,
                     data TEXT NOT NULL
                 );
+                """)
+    }
+
+    /// v2: a trial's own partition and merge spec (JSON, NULL: the study's) so that strategies with
+    /// other partitions (layer-wise) or merge methods (the model-level grid) share one archive.
+    private static func v2(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                ALTER TABLE trial ADD COLUMN "partition" TEXT;
+                ALTER TABLE trial ADD COLUMN merge TEXT;
                 """)
     }
 }

@@ -6,7 +6,7 @@ import GRDB
 // listed in Protocol/README.md §9) in it.
 //
 //   study.created {name}                      study.state {state}
-//   partition.saved {partition}               trial.added {trial, batch, origin, strategy, x}
+//   partition.saved {partition}               trial.added {trial, batch, origin, strategy, x, partition?, merge?}
 //   trial.dispatched {trial, attempt, worker, leaseDeadline}
 //   trial.completed {trial, attempt, worker, metrics, durations}
 //   attempt.failed {trial, attempt, worker, code, reason, logTail}
@@ -61,9 +61,14 @@ extension Archive {
     // MARK: trials
 
     /// Adds trials, one per decision vector, as one proposal batch; returns their ids in order.
-    /// Every x must have the same, non-zero length and values in [0, 1].
+    /// Every x must have the same, non-zero length and values in [0, 1]. `partition` (shared by the
+    /// batch) and `merges` (one per trial, or nil) are stored when the trials do not use the study's
+    /// own; with a partition, every x must have its dimension (K + 2).
     @discardableResult
-    public func addTrials(_ xs: [[Double]], origin: TrialOrigin, strategy: String, at time: Date) throws -> [Int64] {
+    public func addTrials(
+        _ xs: [[Double]], origin: TrialOrigin, strategy: String, partition: PartitionSpec? = nil, merges: [MergeSpec?]? = nil,
+        at time: Date
+    ) throws -> [Int64] {
         guard let dimension = xs.first?.count, dimension > 0 else {
             throw ArchiveError.invalidArgument(field: "xs", reason: "expected at least one non-empty decision vector")
         }
@@ -75,19 +80,32 @@ extension Archive {
                 throw ArchiveError.invalidArgument(field: "xs[\(index)][\(bad)]", reason: "expected a number in [0, 1], got \(x[bad])")
             }
         }
+        if let partition, partition.dimension != dimension {
+            throw ArchiveError.invalidArgument(
+                field: "partition", reason: "has \(partition.blocks.count) blocks, so x needs \(partition.dimension) numbers; got \(dimension)")
+        }
+        if let merges, merges.count != xs.count {
+            throw ArchiveError.invalidArgument(field: "merges", reason: "expected one merge spec (or nil) per trial: \(xs.count), got \(merges.count)")
+        }
+        let partitionJSON = try partition.map { try encodeJSON($0) }
+        let mergeJSON = try (merges ?? []).map { try $0.map { try encodeJSON($0) } }
         return try transaction { tx in
             let batch = (try Int.fetchOne(tx.db, sql: "SELECT COALESCE(MAX(batch), 0) + 1 FROM trial")) ?? 1
             var ids: [Int64] = []
-            for x in xs {
+            for (index, x) in xs.enumerated() {
+                let merge = index < mergeJSON.count ? mergeJSON[index] : nil
                 try tx.db.execute(
-                    sql: "INSERT INTO trial (strategy, x, origin, batch, state, created) VALUES (?, ?, ?, ?, 'pending', ?)",
-                    arguments: [strategy, try encodeJSON(x), origin.rawValue, batch, time.timeIntervalSince1970])
+                    sql: #"INSERT INTO trial (strategy, x, origin, batch, state, created, "partition", merge) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)"#,
+                    arguments: [strategy, try encodeJSON(x), origin.rawValue, batch, time.timeIntervalSince1970, partitionJSON, merge])
                 let id = tx.db.lastInsertedRowID
                 ids.append(id)
-                try tx.emit("trial.added", [
+                var data: [String: JSONValue] = [
                     "trial": .number(Double(id)), "batch": .number(Double(batch)), "origin": .string(origin.rawValue),
                     "strategy": .string(strategy), "x": .array(x.map(JSONValue.number)),
-                ], at: time)
+                ]
+                if let partition { data["partition"] = try jsonValue(partition) }
+                if let spec = merges?[index] { data["merge"] = try jsonValue(spec) }
+                try tx.emit("trial.added", data, at: time)
             }
             return ids
         }

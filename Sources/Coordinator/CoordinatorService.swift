@@ -29,8 +29,6 @@ public final class CoordinatorService: @unchecked Sendable {
         public var insecure = false
         public var heartbeatInterval: Double = 1
         public var leaseBeats = 3
-        /// Strategy label stored with the trials.
-        public var strategy = "bambo"
         public init() {}
     }
 
@@ -49,8 +47,16 @@ public final class CoordinatorService: @unchecked Sendable {
     private let refusals = Locked<[ZAPDecision]>([])
     private let stopFlag = Locked(false)
     private var core: Dispatcher
+    /// The study's partition (profiled, K blocks): what trials without their own use.
     private var partition: PartitionSpec
+    /// Each strategy's partition (bambo: the study's; layerwise: K = L; grid: one block).
+    private var partitions: [StudyStrategy: PartitionSpec] = [:]
+    private var proposers: [StudyStrategy: any Proposer] = [:]
     private var xs: [Int64: [Double]] = [:]
+    private var strategyOf: [Int64: StudyStrategy] = [:]
+    /// Trials' own partitions and merge specs (those that differ from the study's).
+    private var trialPartitions: [Int64: PartitionSpec] = [:]
+    private var trialMerges: [Int64: MergeSpec] = [:]
     private var metrics: [Int64: Metrics] = [:]
     private var objectiveValues: [Int64: [String: Double]] = [:]
     private var anchorMetrics: [String: Metrics]?
@@ -61,7 +67,6 @@ public final class CoordinatorService: @unchecked Sendable {
     private var unwrittenObjectives: [Int64: [String: Double]?] = [:]
     private var lastObjectivesWrite = 0.0
     private var reportedProblems: Set<ObjectiveNormalizer.Problem> = []
-    private var proposer: any Proposer
     private var badVersionAnswered: Set<String> = []
     private let monoStart = ContinuousClock.now
     private let wallStart = Date()
@@ -113,13 +118,33 @@ public final class CoordinatorService: @unchecked Sendable {
         partition = PartitionSpec(blocks: document.blocks, layers: document.layerCount)
         core = Dispatcher(settings: Dispatcher.Settings(config: config, heartbeatInterval: options.heartbeatInterval, leaseBeats: options.leaseBeats))
         let trials = try archive.trials()
-        for trial in trials { xs[trial.id] = trial.x }
+        for trial in trials {
+            xs[trial.id] = trial.x
+            // Trials of archives from before strategies (any label) belong to the anchor strategy.
+            strategyOf[trial.id] = StudyStrategy(rawValue: trial.strategy) ?? config.anchorStrategy
+            trialPartitions[trial.id] = trial.partition
+            trialMerges[trial.id] = trial.merge
+        }
         for completed in try archive.completedTrials() {
             metrics[completed.trial.id] = completed.result.metrics
             if let values = completed.result.objectives { objectiveValues[completed.trial.id] = values } else { unscored.insert(completed.trial.id) }
         }
-        let sobolDrawn = trials.filter { $0.origin == .sobol }.count
-        proposer = try Self.makeProposer(config: config, dimension: partition.dimension, sobolDrawn: sobolDrawn)
+        for strategy in config.strategies {
+            let spec = switch strategy {
+            case .bambo: partition
+            case .layerwise: layerwisePartition(layers: partition.layers)
+            case .grid: modelLevelPartition(layers: partition.layers)
+            }
+            partitions[strategy] = spec
+            guard strategy.interpolates else { continue }
+            let sobolDrawn = trials.filter { $0.origin == .sobol && strategyOf[$0.id] == strategy }.count
+            proposers[strategy] = try Self.makeProposer(config: config, dimension: spec.dimension, sobolDrawn: sobolDrawn)
+        }
+    }
+
+    /// Trials created so far per strategy.
+    private func createdCounts() -> [StudyStrategy: Int] {
+        strategyOf.values.reduce(into: [:]) { $0[$1, default: 0] += 1 }
     }
 
     /// The study's proposer: Sobol, or qEHVI/qNEHVI continuing the Sobol sequence until models can be fitted.
@@ -180,7 +205,7 @@ public final class CoordinatorService: @unchecked Sendable {
         let snapshot = Dispatcher.Snapshot(
             total: counts.total, pending: try archive.trials(in: .pending).map(\.id),
             dispatched: try archive.dispatchedAttempts().map { .init(trial: $0.trial, attempt: $0.number, worker: $0.worker) },
-            finished: counts.completed + counts.failed)
+            finished: counts.completed + counts.failed, created: createdCounts())
         if snapshot.total > 0 {
             log("resuming: \(counts.completed) completed, \(counts.failed) failed, \(counts.dispatched) dispatched, \(counts.pending) pending of \(config.budget)")
         }
@@ -276,13 +301,12 @@ public final class CoordinatorService: @unchecked Sendable {
             let attempt = try archive.recordDispatch(trial: trial, worker: worker, leaseDeadline: date(leaseDeadline), at: time)
             let follow = core.event(.attemptDispatched(trial: trial, attempt: attempt, worker: worker))
             let task = TaskBody(
-                trial: trial, attempt: attempt, weights: xs[trial] ?? [], partition: partition, models: config.models, base: config.base,
-                merge: MergeSpec(method: config.merge.method, dtype: config.merge.dtype, params: config.merge.params, seed: config.merge.seed),
-                evaluator: config.evaluator, deadline: nil)
+                trial: trial, attempt: attempt, weights: xs[trial] ?? [], partition: trialPartitions[trial] ?? partition, models: config.models,
+                base: config.base, merge: trialMerges[trial] ?? studyMerge, evaluator: config.evaluator, deadline: nil)
             send(.task(task), to: Self.identity(worker), router: router)
             return follow
-        case .propose(let count, let pending, let warmStart):
-            let ids = try propose(count: count, pending: pending, warmStart: warmStart, at: time)
+        case .propose(let strategy, let count, let pending, let warmStart):
+            let ids = try propose(strategy, count: count, pending: pending, warmStart: warmStart, at: time)
             return core.event(.trialsAdded(ids, now: now()))
         case .recordResult(let body, let worker):
             let outcome = try archive.recordResult(body, worker: worker, at: time)
@@ -334,50 +358,79 @@ public final class CoordinatorService: @unchecked Sendable {
         .init(trial: ended.trial, attempt: ended.attempt, state: ended.trialState)
     }
 
-    /// Stores `count` new trials: the warm start (anchors, then Sobol) or the proposer's points.
-    private func propose(count: Int, pending: [Int64], warmStart: Bool, at time: Date) throws -> [Int64] {
-        let dimension = partition.dimension
+    /// The study's merge spec: what trials without their own use.
+    private var studyMerge: MergeSpec {
+        MergeSpec(method: config.merge.method, dtype: config.merge.dtype, params: config.merge.params, seed: config.merge.seed)
+    }
+
+    /// Stores `count` new trials of `strategy`: the warm start (anchors, then Sobol), the proposer's
+    /// points, or the next grid points. Each trial stores its partition and merge spec when they
+    /// differ from the study's.
+    private func propose(_ strategy: StudyStrategy, count: Int, pending: [Int64], warmStart: Bool, at time: Date) throws -> [Int64] {
+        let spec = partitions[strategy] ?? partition
+        let dimension = spec.dimension
+        let ownPartition = spec == partition ? nil : spec
+        let existing = core.trialCount(of: strategy)
         var ids: [Int64] = []
-        if warmStart {
+        if strategy == .grid {
+            let grid = config.grid ?? .defaults(hasBase: config.base != nil)
+            let points = grid.trials(from: existing, count: count, dimension: dimension, merge: config.merge)
+            let merges = points.map { $0.merge == studyMerge ? nil : $0.merge }
+            ids = try archive.addTrials(points.map(\.x), origin: .grid, strategy: strategy.rawValue, partition: ownPartition, merges: merges, at: time)
+        } else if warmStart {
             // The whole initial design is deterministic; a resumed warm start adds what is missing.
             var fill = try SobolProposer(dimension: dimension, seed: UInt64(config.optimizer.seed))
             let design = try WarmStart.points(count: config.optimizer.initial, dimension: dimension, fill: &fill)
-            let existing = core.trialCount
             let anchors = Array(design.anchors.dropFirst(existing))
             let sobolDone = max(0, existing - design.anchors.count)
             let sobol = Array(design.sobol.dropFirst(sobolDone).prefix(count - anchors.count))
-            if !anchors.isEmpty { ids += try archive.addTrials(anchors, origin: .warmStart, strategy: options.strategy, at: time) }
+            if !anchors.isEmpty {
+                ids += try archive.addTrials(anchors, origin: .warmStart, strategy: strategy.rawValue, partition: ownPartition, at: time)
+            }
             if !sobol.isEmpty {
-                ids += try archive.addTrials(sobol, origin: .sobol, strategy: options.strategy, at: time)
-                proposer = try Self.makeProposer(config: config, dimension: dimension, sobolDrawn: sobolDone + sobol.count)
+                ids += try archive.addTrials(sobol, origin: .sobol, strategy: strategy.rawValue, partition: ownPartition, at: time)
+                proposers[strategy] = try Self.makeProposer(config: config, dimension: dimension, sobolDrawn: sobolDone + sobol.count)
             }
         } else {
-            let observed = try observedPoints()
-            let points = try proposer.propose(count: count, observed: observed, pending: pending.compactMap { xs[$0] })
-            ids = try archive.addTrials(points, origin: TrialOrigin(proposer.origin), strategy: options.strategy, at: time)
+            // A strategy's model sees only its own trials (their dimensions differ).
+            let observed = try observedPoints(of: strategy)
+            let own = pending.filter { strategyOf[$0] == strategy }.compactMap { xs[$0] }
+            guard var proposer = proposers[strategy] else { throw CoordinatorError("no proposer for strategy \(strategy.rawValue)") }
+            let points = try proposer.propose(count: count, observed: observed, pending: own)
+            proposers[strategy] = proposer
+            ids = try archive.addTrials(points, origin: TrialOrigin(proposer.origin), strategy: strategy.rawValue, partition: ownPartition, at: time)
         }
-        let stored = try ids.map { id in (id, try archive.trial(id)?.x ?? []) }
-        for (id, x) in stored { xs[id] = x }
+        for id in ids {
+            guard let trial = try archive.trial(id) else { continue }
+            xs[id] = trial.x
+            strategyOf[id] = strategy
+            trialPartitions[id] = trial.partition
+            trialMerges[id] = trial.merge
+        }
         return ids
     }
 
-    /// Completed trials with their objectives, in objective order, oldest first.
-    private func observedPoints() throws -> [(x: [Double], y: [Double])] {
+    /// Completed trials of `strategy` with their objectives, in objective order, oldest first.
+    private func observedPoints(of strategy: StudyStrategy) throws -> [(x: [Double], y: [Double])] {
         objectiveValues.keys.sorted().compactMap { trial in
-            guard let x = xs[trial], let values = objectiveValues[trial] else { return nil }
+            guard strategyOf[trial] == strategy, let x = xs[trial], let values = objectiveValues[trial] else { return nil }
             let y = config.objectives.compactMap { values[$0.name] }
             return y.count == config.objectives.count ? (x, y) : nil
         }
     }
 
-    /// Sets the objectives of every completed trial that lacks them, once both anchor trials are done.
+    /// Sets the objectives of every completed trial that lacks them, once both anchor trials (the
+    /// corners x = 0 and x = 1 of the anchor strategy) are done. Every strategy uses these anchors.
     private func updateObjectives(at time: Date) throws {
         if anchorMetrics == nil {
-            let dimension = partition.dimension
+            let anchorStrategy = config.anchorStrategy
+            let dimension = (partitions[anchorStrategy] ?? partition).dimension
             var anchors: [String: Metrics] = [:]
             for (index, model) in config.models.enumerated() {
                 let corner = Array(repeating: Double(index), count: dimension)
-                if let trial = xs.keys.sorted().first(where: { xs[$0] == corner && metrics[$0] != nil }) { anchors[model.name] = metrics[trial] }
+                if let trial = xs.keys.sorted().first(where: { strategyOf[$0] == anchorStrategy && xs[$0] == corner && metrics[$0] != nil }) {
+                    anchors[model.name] = metrics[trial]
+                }
             }
             guard anchors.count == config.models.count else { return }
             anchorMetrics = anchors

@@ -16,10 +16,13 @@ import Foundation
 ///   the study's kind) and gets WELCOME. It is LOST after `leaseBeats × heartbeatInterval` without
 ///   any message: its attempts expire. BYE makes it GONE: its attempts are abandoned.
 /// - Never more than `capabilities.slots` attempts out to one worker.
-/// - Whenever a worker has a free slot and no trial is pending, `batch` new trials are proposed at
-///   once (the warm start proposes `initial` first), with the trials out on workers as pending;
-///   never more than `budget = initial + iterations × batch` trials in all.
-/// - The study is finished when `budget` trials are completed or failed: SHUTDOWN to every worker.
+/// - Whenever a worker has a free slot and no trial is pending, one strategy (`plans`) gets to
+///   propose: the one with the smallest share of its budget created so far, ties in plan order (the
+///   anchor strategy first, so its corner trials are the study's first). It proposes `batch` new
+///   trials at once (its warm start `initial` first), with the trials out on workers as pending;
+///   never more than its `budget` trials.
+/// - The study is finished when the sum of the budgets of trials are completed or failed: SHUTDOWN
+///   to every worker.
 /// - After a coordinator restart, attempts the archive holds as dispatched get a fresh lease of
 ///   `leaseBeats × heartbeatInterval + resumeGrace`; a worker that reconnects listing them in READY
 ///   `activeTrials` keeps them, the rest expire.
@@ -28,27 +31,38 @@ public struct Dispatcher: Sendable {
         public var study: String
         public var heartbeatInterval: Double
         public var leaseBeats: Int
-        public var initial: Int
-        public var batch: Int
-        public var budget: Int
+        /// The strategies' shares of the study, the anchor strategy first.
+        public var plans: [StrategyPlan]
         /// The evaluator kind workers must support.
         public var evaluatorKind: String
         /// Extra seconds a resumed attempt's worker has to reconnect.
         public var resumeGrace: Double
 
         public init(
-            study: String, heartbeatInterval: Double = 1, leaseBeats: Int = 3, initial: Int, batch: Int, budget: Int,
+            study: String, heartbeatInterval: Double = 1, leaseBeats: Int = 3, plans: [StrategyPlan],
             evaluatorKind: String, resumeGrace: Double = 5
         ) {
             self.study = study
             self.heartbeatInterval = heartbeatInterval
             self.leaseBeats = leaseBeats
-            self.initial = initial
-            self.batch = batch
-            self.budget = budget
+            self.plans = plans
             self.evaluatorKind = evaluatorKind
             self.resumeGrace = resumeGrace
         }
+
+        /// One `bambo` strategy with this warm start, batch and budget.
+        public init(
+            study: String, heartbeatInterval: Double = 1, leaseBeats: Int = 3, initial: Int, batch: Int, budget: Int,
+            evaluatorKind: String, resumeGrace: Double = 5
+        ) {
+            self.init(
+                study: study, heartbeatInterval: heartbeatInterval, leaseBeats: leaseBeats,
+                plans: [StrategyPlan(strategy: .bambo, initial: initial, batch: batch, budget: budget)],
+                evaluatorKind: evaluatorKind, resumeGrace: resumeGrace)
+        }
+
+        /// Trials in all: the sum of the plans' budgets.
+        public var budget: Int { plans.map(\.budget).reduce(0, +) }
 
         /// Seconds of silence after which a worker is lost.
         public var lease: Double { Double(leaseBeats) * heartbeatInterval }
@@ -56,8 +70,7 @@ public struct Dispatcher: Sendable {
         /// The settings of a study file.
         public init(config: StudyConfig, heartbeatInterval: Double, leaseBeats: Int = 3, resumeGrace: Double? = nil) {
             self.init(
-                study: config.study, heartbeatInterval: heartbeatInterval, leaseBeats: leaseBeats,
-                initial: config.optimizer.initial, batch: config.optimizer.batch, budget: config.budget,
+                study: config.study, heartbeatInterval: heartbeatInterval, leaseBeats: leaseBeats, plans: config.plans,
                 evaluatorKind: config.evaluatorKind, resumeGrace: resumeGrace ?? 2 * heartbeatInterval)
         }
     }
@@ -84,11 +97,16 @@ public struct Dispatcher: Sendable {
         public var dispatched: [OpenAttempt]
         /// Completed or failed trials.
         public var finished: Int
-        public init(total: Int = 0, pending: [Int64] = [], dispatched: [OpenAttempt] = [], finished: Int = 0) {
+        /// How many trials exist per strategy; nil: all `total` belong to the first plan.
+        public var created: [StudyStrategy: Int]?
+        public init(
+            total: Int = 0, pending: [Int64] = [], dispatched: [OpenAttempt] = [], finished: Int = 0, created: [StudyStrategy: Int]? = nil
+        ) {
             self.total = total
             self.pending = pending
             self.dispatched = dispatched
             self.finished = finished
+            self.created = created
         }
     }
 
@@ -129,9 +147,10 @@ public struct Dispatcher: Sendable {
         /// Record the dispatch of `trial` to `worker` (lease until `leaseDeadline`), then send its TASK;
         /// feed back `attemptDispatched`.
         case dispatch(trial: Int64, worker: String, leaseDeadline: Double)
-        /// Ask the proposer for `count` points (`warmStart`: the study's initial design) with the
-        /// trials `pending` out on workers; store them as trials and feed back `trialsAdded`.
-        case propose(count: Int, pending: [Int64], warmStart: Bool)
+        /// Ask `strategy`'s proposer for `count` points (`warmStart`: its initial design) with the
+        /// trials `pending` out on workers (of every strategy); store them as trials of `strategy`
+        /// and feed back `trialsAdded`.
+        case propose(strategy: StudyStrategy, count: Int, pending: [Int64], warmStart: Bool)
         /// Record the worker's RESULT, answer ACK, feed back the change.
         case recordResult(ResultBody, worker: String)
         /// Record the worker's FAILURE, answer ACK, feed back the change.
@@ -182,7 +201,10 @@ public struct Dispatcher: Sendable {
     private var finishedTrials: Set<Int64> = []
     private var finishedBefore = 0
     private var totalTrials = 0
-    private var proposing = false
+    /// Trials created per strategy.
+    private var created: [StudyStrategy: Int] = [:]
+    /// The strategy whose proposal is being stored.
+    private var proposing: StudyStrategy?
     private var started = false
     public private(set) var isStopping = false
     public private(set) var isFinished = false
@@ -205,6 +227,8 @@ public struct Dispatcher: Sendable {
     public var finishedCount: Int { finishedBefore + finishedTrials.count }
     /// Trials created so far.
     public var trialCount: Int { totalTrials }
+    /// Trials created so far by `strategy`.
+    public func trialCount(of strategy: StudyStrategy) -> Int { created[strategy, default: 0] }
     /// Attempts waiting for their worker to reconnect after a restart.
     public var orphanTrials: [Int64] { orphans.keys.sorted() }
 
@@ -220,7 +244,8 @@ public struct Dispatcher: Sendable {
         case .tick(let now):
             tick(now: now, into: &actions)
         case .trialsAdded(let ids, _):
-            proposing = false
+            if let strategy = proposing ?? settings.plans.first?.strategy { created[strategy, default: 0] += ids.count }
+            proposing = nil
             totalTrials += ids.count
             pending.append(contentsOf: ids)
         case .attemptDispatched(let trial, let attempt, let worker):
@@ -243,6 +268,7 @@ public struct Dispatcher: Sendable {
     private mutating func start(_ snapshot: Snapshot, now: Double, into actions: inout [Action]) {
         started = true
         totalTrials = snapshot.total
+        created = snapshot.created ?? settings.plans.first.map { [$0.strategy: snapshot.total] } ?? [:]
         finishedBefore = snapshot.finished
         pending = snapshot.pending
         guard !snapshot.dispatched.isEmpty else { return }
@@ -412,12 +438,24 @@ public struct Dispatcher: Sendable {
             sessions[worker] = session
             if session.free > 0 { waiting.insert(worker, at: 0) }
         }
-        if pending.isEmpty, !proposing, totalTrials < settings.budget, hasFreeSlot() {
-            let warmStart = totalTrials < settings.initial
-            let count = warmStart ? settings.initial - totalTrials : min(settings.batch, settings.budget - totalTrials)
-            proposing = true
-            actions.append(.propose(count: count, pending: outstanding.keys.sorted(), warmStart: warmStart))
+        if pending.isEmpty, proposing == nil, let plan = nextPlan(), hasFreeSlot() {
+            let made = created[plan.strategy, default: 0]
+            let warmStart = made < plan.initial
+            let count = warmStart ? plan.initial - made : min(plan.batch, plan.budget - made)
+            proposing = plan.strategy
+            actions.append(.propose(strategy: plan.strategy, count: count, pending: outstanding.keys.sorted(), warmStart: warmStart))
         }
+    }
+
+    /// The strategy to propose next: among those with budget left, the smallest share of its budget
+    /// created so far; ties go to the earlier plan.
+    private func nextPlan() -> StrategyPlan? {
+        var best: (plan: StrategyPlan, share: Double)?
+        for plan in settings.plans where plan.budget > created[plan.strategy, default: 0] {
+            let share = Double(created[plan.strategy, default: 0]) / Double(plan.budget)
+            if best == nil || share < best!.share { best = (plan, share) }
+        }
+        return best?.plan
     }
 
     // MARK: helpers

@@ -19,6 +19,8 @@ import Yams
 ///   - {name: reasoning, metric: accuracy, expert: thinking, base: instruct}
 ///   - {name: efficiency, metric: tokens, expert: instruct, base: thinking}
 /// optimizer: {initial: 8, iterations: 5, batch: 4, acquisition: qehvi, seed: 0}
+/// strategies: [bambo, layerwise, grid]     # or `strategy: bambo` (the default)
+/// grid: {methods: [ties, della], alphas: [0.25, 0.5, 0.75], params: {ties: {density: 0.7}}}
 /// ```
 public struct StudyConfig: Codable, Sendable, Equatable {
     /// The study's name (WELCOME `study`).
@@ -33,6 +35,13 @@ public struct StudyConfig: Codable, Sendable, Equatable {
     public var evaluator: [String: JSONValue]
     public var objectives: [ObjectiveSettings]
     public var optimizer: OptimizerSettings
+    /// The search strategies sharing the study's archive, in the study file's order (at least one
+    /// that interpolates: `bambo` or `layerwise`). Archives written before strategies existed hold
+    /// no such key and decode as `[bambo]`.
+    public var strategies: [StudyStrategy]
+    /// The `grid` strategy's methods, α values and parameters, defaults filled in; nil unless
+    /// `strategies` has `grid`.
+    public var grid: GridSettings?
 
     public struct PartitionSettings: Codable, Sendable, Equatable {
         public var blocks: Int
@@ -75,14 +84,47 @@ public struct StudyConfig: Codable, Sendable, Equatable {
         public var seed: Int
     }
 
-    /// The study's budget of trials: initial + iterations × batch.
-    public var budget: Int { optimizer.initial + optimizer.iterations * optimizer.batch }
+    /// The study's budget of trials: the sum of its strategies' budgets (`plans`); for `bambo`
+    /// alone, initial + iterations × batch.
+    public var budget: Int { plans.map(\.budget).reduce(0, +) }
 
     /// The evaluator kind (`exec`).
     public var evaluatorKind: String { evaluator["kind"]?.stringValue ?? "" }
 
     /// The index (0 or 1) of the model named `name`.
     public func modelIndex(named name: String) -> Int? { models.firstIndex { $0.name == name } }
+
+    public init(
+        study: String, models: [ModelRef], base: ModelRef?, partition: PartitionSettings, merge: MergeSettings,
+        evaluator: [String: JSONValue], objectives: [ObjectiveSettings], optimizer: OptimizerSettings,
+        strategies: [StudyStrategy] = [.bambo], grid: GridSettings? = nil
+    ) {
+        self.study = study
+        self.models = models
+        self.base = base
+        self.partition = partition
+        self.merge = merge
+        self.evaluator = evaluator
+        self.objectives = objectives
+        self.optimizer = optimizer
+        self.strategies = strategies
+        self.grid = grid
+    }
+
+    /// Decodes a stored configuration; one from before strategies existed is a `bambo` study.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            study: try container.decode(String.self, forKey: .study), models: try container.decode([ModelRef].self, forKey: .models),
+            base: try container.decodeIfPresent(ModelRef.self, forKey: .base),
+            partition: try container.decode(PartitionSettings.self, forKey: .partition),
+            merge: try container.decode(MergeSettings.self, forKey: .merge),
+            evaluator: try container.decode([String: JSONValue].self, forKey: .evaluator),
+            objectives: try container.decode([ObjectiveSettings].self, forKey: .objectives),
+            optimizer: try container.decode(OptimizerSettings.self, forKey: .optimizer),
+            strategies: try container.decodeIfPresent([StudyStrategy].self, forKey: .strategies) ?? [.bambo],
+            grid: try container.decodeIfPresent(GridSettings.self, forKey: .grid))
+    }
 }
 
 /// An invalid study file: names the file, the key and what was expected.
@@ -161,7 +203,8 @@ struct YAMLReader {
     }
 
     func study(_ root: Node) throws -> StudyConfig {
-        let top = try mapping(root, key: "", allowed: ["study", "models", "base", "partition", "merge", "evaluator", "objectives", "optimizer"])
+        let top = try mapping(
+            root, key: "", allowed: ["study", "models", "base", "partition", "merge", "evaluator", "objectives", "optimizer", "strategy", "strategies", "grid"])
         let name = try string(try required(top, "study", in: ""), key: "study")
         guard !name.isEmpty else { throw fail("study", "expected a non-empty name") }
 
@@ -197,9 +240,116 @@ struct YAMLReader {
         }
 
         let optimizer = try optimizerSettings(try required(top, "optimizer", in: ""))
+        let strategies = try strategyList(top)
+        var grid: GridSettings?
+        if strategies.contains(.grid) {
+            grid = try gridSettings(top["grid"], hasBase: base != nil)
+        } else if top["grid"] != nil {
+            throw fail("grid", "given, but grid is not among the strategies (\(strategies.map(\.rawValue).joined(separator: ", "))): add it to strategies or remove this key")
+        }
         return StudyConfig(
             study: name, models: models, base: base, partition: partition, merge: merge, evaluator: evaluator,
-            objectives: objectives, optimizer: optimizer)
+            objectives: objectives, optimizer: optimizer, strategies: strategies, grid: grid)
+    }
+
+    /// `strategy: NAME` or `strategies: [NAME, …]` (not both); default `[bambo]`.
+    func strategyList(_ top: [String: Node]) throws -> [StudyStrategy] {
+        let names = StudyStrategy.allCases.map(\.rawValue).joined(separator: ", ")
+        if top["strategy"] != nil, top["strategies"] != nil {
+            throw fail("strategies", "give either strategy (one) or strategies (a list), not both")
+        }
+        var list: [StudyStrategy] = [.bambo]
+        var key = "strategy"
+        if let node = top["strategy"] {
+            guard case .scalar = node else { throw fail("strategy", "expected one of \(names), got \(kindName(node)) (use strategies: for a list)") }
+            list = [try choice(node, key: "strategy", StudyStrategy.self)]
+        } else if let node = top["strategies"] {
+            key = "strategies"
+            let nodes: [Node]
+            if case .scalar = node { nodes = [node] } else { nodes = try sequence(node, key: key) }
+            guard !nodes.isEmpty else { throw fail(key, "expected at least one of \(names)") }
+            list = []
+            for (index, item) in nodes.enumerated() {
+                let strategy = try choice(item, key: "\(key)[\(index)]", StudyStrategy.self)
+                guard !list.contains(strategy) else { throw fail("\(key)[\(index)]", "\(strategy.rawValue) is listed twice") }
+                list.append(strategy)
+            }
+        }
+        guard list.contains(where: \.interpolates) else {
+            throw fail(key, "grid alone has no anchor trials for the objectives (the corners x = 0 and x = 1): add bambo or layerwise")
+        }
+        return list
+    }
+
+    /// The `grid` mapping (`methods`, `alphas`, `params`), each optional, checked against the merge
+    /// methods and what the study's models allow (task-vector methods need `base`).
+    func gridSettings(_ node: Node?, hasBase: Bool) throws -> GridSettings {
+        var settings = GridSettings.defaults(hasBase: hasBase)
+        guard let node else { return settings }
+        let fields = try mapping(node, key: "grid", allowed: ["methods", "alphas", "params"])
+        let known = MergeMethod.allCases.map(\.rawValue).joined(separator: ", ")
+        if let methodsNode = fields["methods"] {
+            let nodes = try sequence(methodsNode, key: "grid.methods")
+            guard !nodes.isEmpty else { throw fail("grid.methods", "expected at least one merge method (\(known))") }
+            var methods: [String] = []
+            for (index, item) in nodes.enumerated() {
+                let key = "grid.methods[\(index)]"
+                let method = try choice(item, key: key, MergeMethod.self)
+                guard !methods.contains(method.rawValue) else { throw fail(key, "\(method.rawValue) is listed twice") }
+                if method.needsBase && !hasBase {
+                    throw fail(key, "\(method.rawValue) merges task vectors and needs a base model: add base: {name, path} to the study, or use linear")
+                }
+                methods.append(method.rawValue)
+            }
+            settings.methods = methods
+            settings.params = Dictionary(uniqueKeysWithValues: methods.map { ($0, GridSettings.defaultParams(for: MergeMethod(rawValue: $0)!)) })
+        }
+        if let alphasNode = fields["alphas"] {
+            let nodes = try sequence(alphasNode, key: "grid.alphas")
+            guard !nodes.isEmpty else { throw fail("grid.alphas", "expected at least one weight α in (0, 1)") }
+            var alphas: [Double] = []
+            for (index, item) in nodes.enumerated() {
+                let key = "grid.alphas[\(index)]"
+                let alpha = try number(item, key: key, atLeast: 0)
+                guard alpha > 0, alpha < 1 else {
+                    throw fail(key, "expected a weight α strictly between 0 and 1 (0 and 1 are the models themselves, the anchor trials), got \(alpha.formatted())")
+                }
+                guard !alphas.contains(alpha) else { throw fail(key, "\(alpha.formatted()) is listed twice") }
+                alphas.append(alpha)
+            }
+            settings.alphas = alphas
+        }
+        if let paramsNode = fields["params"] {
+            let perMethod = try mapping(paramsNode, key: "grid.params", allowed: settings.methods)
+            for (method, valuesNode) in perMethod {
+                let key = "grid.params.\(method)"
+                guard case .object(let values) = try json(valuesNode, key: key) else { throw fail(key, "expected a mapping of parameters, e.g. {density: 0.5}") }
+                settings.params[method, default: [:]].merge(values) { _, new in new }
+            }
+        }
+        for method in settings.methods {
+            try checkMergeParams(settings.params[method] ?? [:], method: MergeMethod(rawValue: method)!, key: "grid.params.\(method)")
+        }
+        return settings
+    }
+
+    /// Checks merge parameters the way a worker reads them (names the method accepts, values in range).
+    func checkMergeParams(_ params: [String: JSONValue], method: MergeMethod, key: String) throws {
+        var parameters = MergeParameters()
+        for (name, value) in params.sorted(by: { $0.key < $1.key }) {
+            let text: String
+            switch value {
+            case .number(let number): text = String(number)
+            case .bool(let flag): text = String(flag)
+            default: throw fail("\(key).\(name)", "expected a number or a boolean, got \(describe(value))")
+            }
+            guard method.parameterNames.contains(name) else {
+                let accepted = method.parameterNames.isEmpty ? "none" : method.parameterNames.joined(separator: ", ")
+                throw fail("\(key).\(name)", "\(method.rawValue) takes no parameter \"\(name)\" (accepted: \(accepted))")
+            }
+            do { try parameters.set(name, to: text) } catch { throw fail("\(key).\(name)", "\(error)") }
+        }
+        do { _ = try parameters.resolved(for: method) } catch { throw fail(key, "\(error)") }
     }
 
     func model(_ node: Node, key: String) throws -> ModelRef {

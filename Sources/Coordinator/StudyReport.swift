@@ -17,15 +17,33 @@ public struct StudyReport: Codable, Sendable, Equatable {
         /// Normalized objectives by name; nil until both anchor trials are done.
         public var objectives: [String: Double]?
         public var pareto: Bool
+        /// `bambo`, `layerwise` or `grid`.
         public var strategy: String
+        /// The merge method the trial used (its own for `grid` trials, else the study's).
+        public var method: String?
+    }
+
+    /// One strategy's share of the report.
+    public struct StrategySummary: Codable, Sendable, Equatable {
+        /// Completed trials of the strategy.
+        public var trials: Int
+        /// Of them, on the study's front (all strategies together).
+        public var pareto: Int
+        /// The hypervolume of the strategy's trials alone (same reference point).
+        public var hypervolume: Double
     }
 
     public var trials: [Trial]
+    /// The hypervolume of every strategy's trials together.
     public var hypervolume: Double
+    /// Per strategy, by name.
+    public var strategies: [String: StrategySummary]
 
     /// The report of the completed trials in `archive`, with objectives in `objectiveNames` order.
     public static func make(archive: Archive, objectiveNames: [String]) throws -> StudyReport {
         let completed = try archive.completedTrials()
+        // The study's merge method, for trials without their own (archives of tests may hold another config).
+        let studyMethod = (try archive.loadStudy()).flatMap { try? $0.decodeConfig(as: StudyConfig.self).merge.method }
         var points: [[Double]] = []
         var pointTrial: [Int] = []
         for (index, entry) in completed.enumerated() {
@@ -36,13 +54,21 @@ public struct StudyReport: Codable, Sendable, Equatable {
             pointTrial.append(index)
         }
         let front = Set(try Pareto.nonDominatedIndices(points, keepDuplicates: true).map { pointTrial[$0] })
-        let hypervolume = points.isEmpty ? 0 : try Hypervolume.compute(points, referencePoint: Array(repeating: 0, count: objectiveNames.count))
+        let reference = Array(repeating: 0.0, count: objectiveNames.count)
+        let hypervolume = points.isEmpty ? 0 : try Hypervolume.compute(points, referencePoint: reference)
         let trials = completed.enumerated().map { index, entry in
             Trial(
                 trial: entry.trial.id, weights: entry.trial.x, metrics: entry.result.metrics, objectives: entry.result.objectives,
-                pareto: front.contains(index), strategy: entry.trial.strategy)
+                pareto: front.contains(index), strategy: entry.trial.strategy, method: entry.trial.merge?.method ?? studyMethod)
         }
-        return StudyReport(trials: trials, hypervolume: hypervolume)
+        var strategies: [String: StrategySummary] = [:]
+        for name in Set(trials.map(\.strategy)) {
+            let own = points.indices.filter { completed[pointTrial[$0]].trial.strategy == name }.map { points[$0] }
+            strategies[name] = StrategySummary(
+                trials: trials.filter { $0.strategy == name }.count, pareto: trials.filter { $0.strategy == name && $0.pareto }.count,
+                hypervolume: own.isEmpty ? 0 : try Hypervolume.compute(own, referencePoint: reference))
+        }
+        return StudyReport(trials: trials, hypervolume: hypervolume, strategies: strategies)
     }
 
     /// The report as JSON (keys sorted, pretty).

@@ -112,6 +112,7 @@ struct StatusCommand: ParsableCommand {
         var workers: [Worker]
         var front: [StudyReport.Trial]
         var hypervolume: Double
+        var strategies: [String: StudyReport.StrategySummary]
         struct Worker: Codable { var name: String; var state: String; var host: String?; var slots: Int?; var lastSeen: String }
     }
 
@@ -128,7 +129,7 @@ struct StatusCommand: ParsableCommand {
             workers: try store.workers().map {
                 .init(name: $0.name, state: $0.state.rawValue, host: $0.host, slots: $0.capabilities?.slots, lastSeen: EventRecord.format($0.lastSeen))
             },
-            front: report.trials.filter(\.pareto), hypervolume: report.hypervolume)
+            front: report.trials.filter(\.pareto), hypervolume: report.hypervolume, strategies: report.strategies)
         if json {
             try printJSON(status)
             return
@@ -140,10 +141,15 @@ struct StatusCommand: ParsableCommand {
             print("  \(worker.name)  \(worker.state)  \(worker.host ?? "?")  slots \(worker.slots.map(String.init) ?? "?")  last seen \(worker.lastSeen)")
         }
         let names = config.objectives.map(\.name)
+        for plan in config.plans {
+            let summary = report.strategies[plan.strategy.rawValue]
+            print("strategy \(plan.strategy.rawValue): \(summary?.trials ?? 0)/\(plan.budget) completed, \(summary?.pareto ?? 0) on the front, hypervolume \(String(format: "%.4f", summary?.hypervolume ?? 0))")
+        }
         print("front (\(status.front.count) trials), hypervolume \(String(format: "%.4f", status.hypervolume)):")
         for trial in status.front {
             let objectives = names.map { name in "\(name) \(trial.objectives?[name].map { String(format: "%.3f", $0) } ?? "?")" }.joined(separator: ", ")
-            print("  trial \(trial.trial): \(objectives)  x = [\(trial.weights.map { String(format: "%.2f", $0) }.joined(separator: ", "))]")
+            let label = trial.strategy == StudyStrategy.grid.rawValue ? "grid \(trial.method ?? "?")" : trial.strategy
+            print("  trial \(trial.trial) (\(label)): \(objectives)  x = [\(trial.weights.map { String(format: "%.2f", $0) }.joined(separator: ", "))]")
         }
     }
 }

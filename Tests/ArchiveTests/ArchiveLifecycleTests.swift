@@ -18,7 +18,7 @@ struct ArchiveLifecycleTests {
              try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'grdb_%' ORDER BY name"))
         }
         #expect(applied == Set(Archive.schemaVersions))
-        #expect(Archive.schemaVersions == ["v1"])
+        #expect(Archive.schemaVersions == ["v1", "v2"])
         #expect(journal == "wal")
         #expect(applicationID == 0x4241_4D42)
         #expect(tables == ["attempt", "event", "item", "partition", "result", "study", "trial", "worker"])
@@ -157,9 +157,9 @@ struct ArchiveLifecycleTests {
         let url = dir.file("study.sqlite")
         try Archive.open(at: url).close()
         let queue = try DatabaseQueue(path: url.path)
-        try queue.write { db in try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v2'), ('v99')") }
+        try queue.write { db in try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v3'), ('v99')") }
         try queue.close()
-        #expect(throws: ArchiveError.newerSchema(path: url.path, unknownMigrations: ["v2", "v99"])) { try Archive.open(at: url) }
+        #expect(throws: ArchiveError.newerSchema(path: url.path, unknownMigrations: ["v3", "v99"])) { try Archive.open(at: url) }
     }
 
     @Test("one writer at a time, readers alongside; closing releases the writer's lock")

@@ -14,6 +14,7 @@ final class Driver {
     var sent: [(worker: String, message: Message)] = []
     var actions: [Dispatcher.Action] = []
     var proposals: [(count: Int, pending: [Int64], warmStart: Bool)] = []
+    var proposedStrategies: [StudyStrategy] = []
     var finished = false
     var halted = false
     var now = 0.0
@@ -44,7 +45,8 @@ final class Driver {
         let snapshot = Dispatcher.Snapshot(
             total: counts.total, pending: try archive.trials(in: .pending).map(\.id),
             dispatched: try archive.dispatchedAttempts().map { .init(trial: $0.trial, attempt: $0.number, worker: $0.worker) },
-            finished: counts.completed + counts.failed)
+            finished: counts.completed + counts.failed,
+            created: try archive.trials().reduce(into: [:]) { $0[StudyStrategy(rawValue: $1.strategy)!, default: 0] += 1 })
         try feed(.started(snapshot, now: now))
     }
 
@@ -88,10 +90,11 @@ final class Driver {
                 models: [ModelRef(name: "a", path: "/a"), ModelRef(name: "b", path: "/b")], merge: MergeSpec(method: "linear", dtype: .bfloat16),
                 evaluator: ["kind": "exec"]))))
             return follow
-        case .propose(let count, let pending, let warmStart):
+        case .propose(let strategy, let count, let pending, let warmStart):
             proposals.append((count, pending, warmStart))
+            proposedStrategies.append(strategy)
             let points = (0..<count).map { i in Array(repeating: Double(i % 10) / 10, count: dimension) }
-            let ids = try archive.addTrials(points, origin: warmStart ? .warmStart : .sobol, strategy: "test", at: date)
+            let ids = try archive.addTrials(points, origin: warmStart ? .warmStart : .sobol, strategy: strategy.rawValue, at: date)
             return core.event(.trialsAdded(ids, now: now))
         case .recordResult(let body, let worker):
             let outcome = try archive.recordResult(body, worker: worker, at: date)

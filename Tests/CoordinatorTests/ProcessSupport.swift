@@ -46,7 +46,8 @@ final class StudyFixture {
     var events: URL { directory.appendingPathComponent("study.events.jsonl") }
     var studyFile: URL { directory.appendingPathComponent("study.yaml") }
 
-    init(initial: Int = 4, iterations: Int = 2, batch: Int = 2, acquisition: String = "sobol") throws {
+    /// `extra`: more top-level YAML (e.g. `strategies:`); `bambo synthesize` also writes `ckpt/base`.
+    init(initial: Int = 4, iterations: Int = 2, batch: Int = 2, acquisition: String = "sobol", extra: String = "") throws {
         self.initial = initial
         self.iterations = iterations
         self.batch = batch
@@ -66,7 +67,7 @@ final class StudyFixture {
               - {name: reasoning, metric: accuracy, expert: thinking, base: instruct}
               - {name: efficiency, metric: tokens, expert: instruct, base: thinking}
             optimizer: {initial: \(initial), iterations: \(iterations), batch: \(batch), acquisition: \(acquisition), seed: 0}
-            """
+            """ + (extra.isEmpty ? "" : "\n" + extra)
         try yaml.write(to: studyFile, atomically: true, encoding: .utf8)
     }
 
@@ -168,6 +169,8 @@ final class SimulatedWorker: @unchecked Sendable {
 
     struct Stats {
         var tasks: [AttemptRef] = []
+        /// The TASK bodies, in arrival order.
+        var bodies: [TaskBody] = []
         var results: [AttemptRef] = []
         var acks: [AckBody] = []
         var errors: [ErrorCode] = []
@@ -255,7 +258,10 @@ final class SimulatedWorker: @unchecked Sendable {
                     for (_, result) in unacked.sorted(by: { $0.key.trial < $1.key.trial }) { try peer.send(result) }
                 case .task(let body):
                     let ref = AttemptRef(trial: body.trial, attempt: body.attempt)
-                    update { $0.tasks.append(ref) }
+                    update {
+                        $0.tasks.append(ref)
+                        $0.bodies.append(body)
+                    }
                     if let limit = behavior.silentAtTask, stats.tasks.count >= limit {
                         silent = true
                         update { $0.silent = true }

@@ -105,4 +105,37 @@ struct StudyEndToEndTests {
             #expect(left.filter { $0.hasPrefix("trial-") }.isEmpty, "\(name) left \(left)")
         }
     }
+
+    @Test("real workers merge every strategy's trials: layer-wise partitions and each grid method on real checkpoints")
+    func strategiesWithRealWorkers() throws {
+        // bambo 3, layerwise 3, grid 5 methods × 1 α: 11 trials.
+        let fixture = try StudyFixture(initial: 3, iterations: 0, batch: 2, acquisition: "qehvi", extra: """
+            base: {name: base, path: ckpt/base}
+            strategies: [bambo, layerwise, grid]
+            grid: {alphas: [0.5]}
+            """)
+        // The merged model must exist; the metrics depend on the weights.
+        let script = """
+            import json, os
+            w = json.loads(os.environ["BAMBO_WEIGHTS"])
+            assert os.path.isfile(os.path.join(os.environ["BAMBO_MODEL_DIR"], "config.json"))
+            m = sum(w) / len(w)
+            print(json.dumps({"benchmarks": {"arith": {"accuracy": 0.4 + 0.5 * m, "tokens": 5 + 40 * m * m}}}))
+            """
+        try script.write(to: fixture.directory.appendingPathComponent("eval.py"), atomically: true, encoding: .utf8)
+        let coordinator = try CoordinatorProcess(fixture: fixture)
+        let workers = try (1...2).map { try WorkerProcess(name: "w\($0)", endpoint: coordinator.endpoint, directory: fixture.directory) }
+        #expect(coordinator.waitForExit(timeout: 180) == 0, "coordinator log:\n\(coordinator.log)")
+        for worker in workers { #expect(worker.waitForExit(timeout: 30) == 0) }
+        let events = fixture.readEvents()
+        #expect(events.filter { $0.kind == "trial.completed" }.count == 11)
+        #expect(!events.contains { $0.kind == "attempt.failed" }, "\(events.filter { $0.kind == "attempt.failed" }.map(\.data))")
+        let added = events.filter { $0.kind == "trial.added" }
+        let methods = added.filter { $0.data["strategy"] == .string("grid") }.compactMap { $0.data["merge"]?.objectValue?["method"]?.stringValue }
+        #expect(methods == ["task_arithmetic", "ties", "dare_ties", "breadcrumbs", "della"])
+        #expect(added.filter { $0.data["strategy"] == .string("layerwise") }.allSatisfy { event in
+            if case .array(let x)? = event.data["x"] { return x.count == 6 }
+            return false
+        })
+    }
 }
