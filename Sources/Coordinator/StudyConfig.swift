@@ -321,7 +321,7 @@ struct YAMLReader {
         }
         if let paramsNode = fields["params"] {
             let perMethod = try mapping(paramsNode, key: "grid.params", allowed: settings.methods)
-            for (method, valuesNode) in perMethod {
+            for (method, valuesNode) in perMethod.sorted(by: { $0.key < $1.key }) {
                 let key = "grid.params.\(method)"
                 guard case .object(let values) = try json(valuesNode, key: key) else { throw fail(key, "expected a mapping of parameters, e.g. {density: 0.5}") }
                 settings.params[method, default: [:]].merge(values) { _, new in new }

@@ -27,7 +27,11 @@ private struct StoredBlocks: Decodable { var blocks: [[Int]] }
         let port = freePort()
         let context = try Context()
         defer { context.close() }
-        var coordinator = try CoordinatorProcess(fixture: fixture, port: port)
+        // Heartbeats of 1 s (lease 3 s): a GP fit on a loaded machine blocks the coordinator's loop for
+        // a while, and with the fixture's 0.2 s a worker would re-register mid-dispatch (it then
+        // drops a TASK in flight, which expires the attempt).
+        let slower = ["--heartbeat", "1"]
+        var coordinator = try CoordinatorProcess(fixture: fixture, port: port, extra: slower)
         let workers = (1...2).map { SimulatedWorker(name: "sim-\($0)", endpoint: coordinator.endpoint, behavior: .init(evaluationSeconds: 0.3)) }
         workers.forEach { $0.start(context: context) }
         defer { workers.forEach { $0.stop() } }
@@ -39,8 +43,8 @@ private struct StoredBlocks: Decodable { var blocks: [[Int]] }
         _ = coordinator.waitForExit(timeout: 10)
         let firstLog = coordinator.log
         Thread.sleep(forTimeInterval: 0.3)
-        coordinator = try CoordinatorProcess(fixture: fixture, port: port)
-        #expect(coordinator.waitForExit(timeout: 90) == 0, "first:\n\(firstLog)\nsecond:\n\(coordinator.log)")
+        coordinator = try CoordinatorProcess(fixture: fixture, port: port, extra: slower)
+        #expect(coordinator.waitForExit(timeout: 120) == 0, "first:\n\(firstLog)\nsecond:\n\(coordinator.log)")
         #expect(coordinator.log.contains("resuming:"))
 
         let archive = try Archive.open(at: fixture.archive, options: .init(role: .shared, mode: .existing))
@@ -48,7 +52,8 @@ private struct StoredBlocks: Decodable { var blocks: [[Int]] }
         #expect(try archive.loadStudy()?.state == .finished)
         let trials = try archive.trials()
         #expect(Dictionary(grouping: trials, by: \.strategy).mapValues(\.count) == budgets)
-        #expect(try archive.counts() == TrialCounts(completed: total))
+        let failed = try archive.trials(in: .failed).map { "\($0.id) \($0.strategy): \($0.failureReasons)" }
+        #expect(try archive.counts() == TrialCounts(completed: total), "failed: \(failed)\nfirst:\n\(firstLog)\nsecond:\n\(coordinator.log)")
         // The anchor strategy is bambo (the first that interpolates): its corners are the first trials
         // and the first dispatched.
         let studyBlocks = try #require(try archive.loadPartition(as: StoredBlocks.self)).blocks

@@ -88,7 +88,7 @@ private let withBase = issueStudyYAML + "\nbase: {name: base, path: ckpt/base}"
             #expect(error(issueStudyYAML + extra) == expected)
         }
         #expect(error(withBase + "\nstrategies: [bambo, grid]\ngrid: {params: {ties: {density: 1.5}}}")
-            == "study.yaml: grid.params.ties: density = 1.5: expected a number in [0, 1]")
+            == "study.yaml: grid.params.ties: merge parameter: density = 1.5: expected a number in [0, 1]")
         #expect(error(withBase + "\nstrategies: [bambo, grid]\ngrid: {methods: [ties], params: {della: {density: 0.5}}}")?
             .hasPrefix("study.yaml: grid.params.della: unknown key") == true)
     }
@@ -111,6 +111,10 @@ private let withBase = issueStudyYAML + "\nbase: {name: base, path: ckpt/base}"
         let merge = StudyConfig.MergeSettings(method: "task_arithmetic", dtype: .float16, params: [:], seed: 7)
         let all = grid.trials(from: 0, count: 100, dimension: 3, merge: merge)
         #expect(all.count == 45)
+        let expectedParams: [String: [String: JSONValue]] = [
+            "task_arithmetic": [:], "ties": ["density": 0.5], "dare_ties": ["density": 0.5],
+            "breadcrumbs": ["density": 0.9, "gamma": 0.01], "della": ["density": 0.5, "epsilon": 0.1],
+        ]
         // Brute force: every (method, α) pair exactly once, in method-major order.
         var expected: [(String, Double)] = []
         for method in ["task_arithmetic", "ties", "dare_ties", "breadcrumbs", "della"] {
@@ -119,7 +123,7 @@ private let withBase = issueStudyYAML + "\nbase: {name: base, path: ckpt/base}"
         for (trial, (method, alpha)) in zip(all, expected) {
             #expect(trial.x == [alpha, alpha, alpha])
             #expect(trial.merge.method == method && trial.merge.dtype == .float16 && trial.merge.seed == 7)
-            #expect(trial.merge.params == GridSettings.defaultParams(for: .init(rawValue: method)!))
+            #expect(trial.merge.params == expectedParams[method])
         }
         // A resumed grid continues where it stopped; the end is clipped.
         let tail = grid.trials(from: 40, count: 10, dimension: 5, merge: merge)

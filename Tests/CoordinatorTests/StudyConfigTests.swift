@@ -92,7 +92,7 @@ private func error(_ yaml: String) -> String? {
         #expect(error(issueStudyYAML.replacingOccurrences(of: "batch: 4", with: "bach: 4"))
             == "study.yaml: optimizer.bach: unknown key (did you mean 'batch'?); expected one of initial, iterations, batch, acquisition, seed")
         #expect(error(issueStudyYAML + "\nevaluater: {}\n")
-            == "study.yaml: evaluater: unknown key (did you mean 'evaluator'?); expected one of study, models, base, partition, merge, evaluator, objectives, optimizer")
+            == "study.yaml: evaluater: unknown key (did you mean 'evaluator'?); expected one of study, models, base, partition, merge, evaluator, objectives, optimizer, strategy, strategies, grid")
         #expect(error(issueStudyYAML.replacingOccurrences(of: "timeout: 600", with: "timeout: 600, timout: 3"))
             == "study.yaml: evaluator.timout: unknown key (did you mean 'timeout'?); expected one of kind, command, timeout")
         #expect(error(issueStudyYAML.replacingOccurrences(of: "batch: 4", with: "batch: 4, zzzzzzzz: 1"))
