@@ -92,6 +92,19 @@ private struct StoredBlocks: Decodable { var blocks: [[Int]] }
         #expect(gridPoints == ["ties@0.25", "ties@0.5", "ties@0.75", "linear@0.25", "linear@0.5", "linear@0.75"])
         // Every trial, whatever its strategy, has objectives normalized by bambo's corners.
         #expect(try archive.completedTrials().allSatisfy { $0.result.objectives?.count == 2 })
+        // Eq. 2 by hand for every trial: per benchmark (s − s_base) / (s_expert − s_base), summed, with
+        // bambo's corners as instruct (x = 0) and thinking (x = 1).
+        let instruct = SimulatedWorker.metrics(for: [0, 0, 0, 0]).benchmarks, thinking = SimulatedWorker.metrics(for: [1, 1, 1, 1]).benchmarks
+        for entry in try archive.completedTrials() {
+            let own = SimulatedWorker.metrics(for: entry.trial.x).benchmarks
+            var reasoning = 0.0, efficiency = 0.0
+            for name in own.keys {
+                reasoning += (own[name]!.accuracy - instruct[name]!.accuracy) / (thinking[name]!.accuracy - instruct[name]!.accuracy)
+                efficiency += (own[name]!.tokens - thinking[name]!.tokens) / (instruct[name]!.tokens - thinking[name]!.tokens)
+            }
+            let stored = try #require(entry.result.objectives)
+            #expect(abs(stored["reasoning"]! - reasoning) < 1e-9 && abs(stored["efficiency"]! - efficiency) < 1e-9, "trial \(entry.trial.id)")
+        }
 
         // The export and status say which strategy (and grid method) each trial is.
         let exported = try Bambo.run(["export", "--archive", fixture.archive.path, "--format", "json"], in: fixture.directory)
