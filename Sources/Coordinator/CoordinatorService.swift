@@ -277,7 +277,7 @@ public final class CoordinatorService: @unchecked Sendable {
             let follow = core.event(.attemptDispatched(trial: trial, attempt: attempt, worker: worker))
             let task = TaskBody(
                 trial: trial, attempt: attempt, weights: xs[trial] ?? [], partition: partition, models: config.models, base: config.base,
-                merge: MergeSpec(method: config.merge.method, dtype: config.merge.dtype, params: config.merge.params, seed: config.merge.seed),
+                merge: config.mergeSpec,
                 evaluator: config.evaluator, deadline: nil)
             send(.task(task), to: Self.identity(worker), router: router)
             return follow
