@@ -128,10 +128,12 @@ public enum HTMLReport {
         guard input.objectiveNames.count >= 2 else { return nil }
         let scored = input.trials.filter { ($0.objectives?.count ?? 0) >= 2 }
         guard !scored.isEmpty else { return nil }
-        let xs = scored.map { $0.objectives![0] }, ys = scored.map { $0.objectives![1] }
-        var plot = SVGPlot(xValues: xs + [0, 1], yValues: ys + [0, 1], background: background)
+        let xs: [Double] = scored.map { $0.objectives![0] } + [0, 1]
+        let ys: [Double] = scored.map { $0.objectives![1] } + [0, 1]
+        var plot = SVGPlot(xValues: xs, yValues: ys, background: background)
         plot.axes(title: "Front in objective space", xLabel: "f1 \(input.objectiveNames[0])", yLabel: "f2 \(input.objectiveNames[1])")
-        let front = scored.filter(\.pareto).map { ($0.objectives![0], $0.objectives![1]) }.sorted { $0.0 < $1.0 || ($0.0 == $1.0 && $0.1 > $1.1) }
+        let paretoPoints: [(Double, Double)] = scored.filter(\.pareto).map { ($0.objectives![0], $0.objectives![1]) }
+        let front = paretoPoints.sorted { a, b in a.0 < b.0 || (a.0 == b.0 && a.1 > b.1) }
         if let first = front.first {
             var d = "M\(f(plot.x(first.0))),\(f(plot.y(first.1)))"
             for point in front.dropFirst() { d += " V\(f(plot.y(point.1))) H\(f(plot.x(point.0)))" }
@@ -200,11 +202,11 @@ public enum HTMLReport {
         for (index, block) in partition.blocks.enumerated() where block.count == 2 {
             let x0 = plot.x(Double(block[0]) - 0.5), x1 = plot.x(Double(block[1]) + 0.5)
             if index % 2 == 1 {
-                plot.raw(#"<rect x="\#(f(x0))" y="\#(f(top))" width="\#(f(x1 - x0))" height="\#(f(bottom - top))" fill="#e8ecf3"/>"#)
+                plot.raw(##"<rect x="\##(f(x0))" y="\##(f(top))" width="\##(f(x1 - x0))" height="\##(f(bottom - top))" fill="#e8ecf3"/>"##)
             }
             plot.raw(#"<text class="block-label" x="\#(f((x0 + x1) / 2))" y="\#(f(top + 13))" text-anchor="middle">B\#(index + 1)</text>"#)
             if index > 0 {
-                plot.raw(#"<line x1="\#(f(x0))" y1="\#(f(top))" x2="\#(f(x0))" y2="\#(f(bottom))" stroke="#333" stroke-width="1.2" stroke-dasharray="4 3"/>"#)
+                plot.raw(##"<line x1="\##(f(x0))" y1="\##(f(top))" x2="\##(f(x0))" y2="\##(f(bottom))" stroke="#333" stroke-width="1.2" stroke-dasharray="4 3"/>"##)
             }
         }
         let slot = plot.x(0.5) - plot.x(-0.5)

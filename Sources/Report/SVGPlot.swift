@@ -98,7 +98,7 @@ struct SVGPlot {
     /// A mark of `shape` at data point (vx, vy); `ring` outlines it in black (Pareto models).
     mutating func mark(_ vx: Double, _ vy: Double, shape: Int, color: String, ring: Bool = false, label: String? = nil, tooltip: String) {
         let px = x(vx), py = y(vy)
-        let stroke = ring ? #" stroke="#111" stroke-width="1.6""# : #" stroke="#fff" stroke-width="0.8""#
+        let stroke = ring ? ##" stroke="#111" stroke-width="1.6""## : ##" stroke="#fff" stroke-width="0.8""##
         body.append(Self.shape(shape, px, py, size: ring ? 6.5 : 5, color: color, stroke: stroke, tooltip: escapeHTML(tooltip)))
         if let label {
             body.append(#"<text class="point-label" x="\#(f(px + 7))" y="\#(f(py - 6))">\#(escapeHTML(label))</text>"#)
@@ -119,7 +119,7 @@ struct SVGPlot {
         var cursor = left
         let cy = 33.0
         for entry in entries {
-            body.append(Self.shape(entry.shape, cursor + 5, cy, size: 4.5, color: entry.color, stroke: #" stroke="#fff" stroke-width="0.8""#, tooltip: nil))
+            body.append(Self.shape(entry.shape, cursor + 5, cy, size: 4.5, color: entry.color, stroke: ##" stroke="#fff" stroke-width="0.8""##, tooltip: nil))
             body.append(#"<text class="legend-text" x="\#(f(cursor + 14))" y="\#(f(cy + 4))">\#(escapeHTML(entry.name))</text>"#)
             cursor += 28 + 6.8 * Double(entry.name.count)
         }
