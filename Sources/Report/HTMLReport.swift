@@ -11,6 +11,9 @@ public enum HTMLReport {
     /// Mark colours, by strategy in `ReportInput.strategies` order (Okabe–Ito, colour-blind safe).
     public static let palette = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#7F3C8D", "#999933"]
 
+    /// Bar colours of alternate blocks in the partition figure (not strategy colours).
+    static let partitionColors = ["#33658A", "#8E5EA2"]
+
     /// The plot-area fill of figure `index` (0-based, in page order): near-white, distinct per figure.
     public static func plotBackground(_ index: Int) -> String {
         String(format: "#%02x%02x%02x", 246, 247, 250 - index % 40)
@@ -201,8 +204,9 @@ public enum HTMLReport {
         let top = plot.y(plot.y.high), bottom = plot.y(plot.y.low)
         for (index, block) in partition.blocks.enumerated() where block.count == 2 {
             let x0 = plot.x(Double(block[0]) - 0.5), x1 = plot.x(Double(block[1]) + 0.5)
+            // Odd blocks get a shaded label band (not the whole height: the plot area's own fill stays visible).
             if index % 2 == 1 {
-                plot.raw(##"<rect x="\##(f(x0))" y="\##(f(top))" width="\##(f(x1 - x0))" height="\##(f(bottom - top))" fill="#e8ecf3"/>"##)
+                plot.raw(##"<rect x="\##(f(x0))" y="\##(f(top))" width="\##(f(x1 - x0))" height="18" fill="#e3e7ef"/>"##)
             }
             plot.raw(#"<text class="block-label" x="\#(f((x0 + x1) / 2))" y="\#(f(top + 13))" text-anchor="middle">B\#(index + 1)</text>"#)
             if index > 0 {
@@ -212,7 +216,7 @@ public enum HTMLReport {
         let slot = plot.x(0.5) - plot.x(-0.5)
         for (layer, value) in heights.enumerated() {
             let block = partition.blocks.firstIndex { $0.count == 2 && $0[0] <= layer && layer <= $0[1] } ?? 0
-            let color = palette[block % 2 == 0 ? 0 : 1]
+            let color = partitionColors[block % 2]
             let x0 = plot.x(Double(layer) - 0.5) + slot * 0.12, y0 = plot.y(max(0, value))
             plot.raw(#"<rect x="\#(f(x0))" y="\#(f(y0))" width="\#(f(slot * 0.76))" height="\#(f(max(0, plot.y(0) - y0)))" fill="\#(color)"><title>layer \#(layer): \#(String(format: "%.4g", value))</title></rect>"#)
         }
