@@ -197,15 +197,7 @@ struct MaterializeCommand: ParsableCommand {
         var request = try study.mergeRequest(trial: record, output: output, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
         request.durable = true
         request.replaceExisting = replace
-        let progress = ProgressLine("merging")
-        let statistics = ProgressLine("magnitude statistics")
-        let summary = try MergeEngine.merge(request) { p in
-            switch p.phase {
-            case .statistics: statistics.update(bytesDone: p.bytesDone, of: p.bytesTotal)
-            case .merging: progress.update(bytesDone: p.bytesDone, of: p.bytesTotal)
-            }
-        }
-        progress.finish()
+        let summary = try mergeShowingProgress(request)
         print("wrote \(summary.output.path): trial \(trial) (strategy \(record.strategy), \(request.method.rawValue), weights \(record.x.map { String(format: "%.4f", $0) }.joined(separator: ", "))), \(summary.tensorCount) tensors in \(summary.shards.count) shard\(summary.shards.count == 1 ? "" : "s")")
     }
 }
