@@ -153,14 +153,20 @@ struct ExportCommand: ParsableCommand {
         commandName: "export",
         abstract: "Write a study's results: every trial as JSON or CSV, a mergekit YAML per Pareto model, or an HTML report.",
         discussion: """
-        json      every evaluated trial (strategy, merge method, weights, metrics, objectives, Pareto
-                  membership) and the hypervolume; stdout unless --out FILE
+        json      every evaluated trial (strategy, merge method, weights,
+                  metrics, objectives, Pareto membership) and the
+                  hypervolume; stdout unless --out FILE
         csv       the same, one row per trial
-        mergekit  --out DIR: DIR/trial-N.yaml for each Pareto model (mergekit-yaml FILE OUTPUT_DIR
-                  performs the same merge) and DIR/index.json listing them
-        html      a self-contained report (inline SVG, no network): the front in objective space,
-                  tokens vs accuracy per benchmark, hypervolume over evaluations per strategy, the
-                  partition, and a table of the Pareto models; stdout unless --out FILE
+        mergekit  --out DIR: DIR/trial-N.yaml per Pareto model
+                  (`mergekit-yaml FILE OUT` performs the same merge) and
+                  DIR/index.json listing them
+        html      a self-contained report (inline SVG, no network): the
+                  front in objective space, tokens vs accuracy per
+                  benchmark, hypervolume over evaluations per strategy,
+                  the partition and a table of the Pareto models; stdout
+                  unless --out FILE
+        Hypervolumes use the reference point (0, …, 0) of the normalized
+        objectives (every objective's base model).
         """)
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case json, csv, mergekit, html }
