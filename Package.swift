@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "Evaluation", targets: ["Evaluation"]),
         .library(name: "Coordinator", targets: ["Coordinator"]),
         .library(name: "Worker", targets: ["Worker"]),
+        .library(name: "Report", targets: ["Report"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -66,12 +67,14 @@ let package = Package(
         ),
         // The worker runtime: pure state machine, merge + evaluate shell, `exec` evaluator.
         .target(name: "Worker", dependencies: ["BamboProtocol", "ZeroMQ", "Merging", "SafeTensors", "Evaluation"]),
+        // The study report: plain values in, one self-contained HTML page (inline SVG) out. Pure.
+        .target(name: "Report", dependencies: ["Optimization"]),
         // The command-line tool: parses arguments and wires the library targets.
         .executableTarget(
             name: "bambo",
             dependencies: [
                 "SafeTensors", "Partitioning", "Merging", "Optimization", "Evaluation",
-                "Coordinator", "Archive", "BamboProtocol", "ZeroMQ", "Worker",
+                "Coordinator", "Archive", "BamboProtocol", "ZeroMQ", "Worker", "Report",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]
@@ -89,10 +92,11 @@ let package = Package(
         ),
         .testTarget(
             name: "CoordinatorTests",
-            dependencies: ["Coordinator", "Archive", "BamboProtocol", "ZeroMQ", "Optimization"]
+            dependencies: ["Coordinator", "Archive", "BamboProtocol", "ZeroMQ", "Optimization", "Merging", .product(name: "Yams", package: "Yams")]
         ),
         // End-to-end: runs the built `bambo` executable as a user would.
         .testTarget(name: "CLITests", dependencies: ["SafeTensors"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "Optimization"]),
         // State machine without sockets; the `bambo worker` binary against a test coordinator peer.
         .testTarget(name: "WorkerTests", dependencies: ["Worker", "BamboProtocol", "ZeroMQ"]),
     ],

@@ -302,7 +302,7 @@ public final class CoordinatorService: @unchecked Sendable {
             let follow = core.event(.attemptDispatched(trial: trial, attempt: attempt, worker: worker))
             let task = TaskBody(
                 trial: trial, attempt: attempt, weights: xs[trial] ?? [], partition: trialPartitions[trial] ?? partition, models: config.models,
-                base: config.base, merge: trialMerges[trial] ?? studyMerge, evaluator: config.evaluator, deadline: nil)
+                base: config.base, merge: trialMerges[trial] ?? config.mergeSpec, evaluator: config.evaluator, deadline: nil)
             send(.task(task), to: Self.identity(worker), router: router)
             return follow
         case .propose(let strategy, let count, let pending, let warmStart):
@@ -358,11 +358,6 @@ public final class CoordinatorService: @unchecked Sendable {
         .init(trial: ended.trial, attempt: ended.attempt, state: ended.trialState)
     }
 
-    /// The study's merge spec: what trials without their own use.
-    private var studyMerge: MergeSpec {
-        MergeSpec(method: config.merge.method, dtype: config.merge.dtype, params: config.merge.params, seed: config.merge.seed)
-    }
-
     /// Stores `count` new trials of `strategy`: the warm start (anchors, then Sobol), the proposer's
     /// points, or the next grid points. Each trial stores its partition and merge spec when they
     /// differ from the study's.
@@ -375,7 +370,7 @@ public final class CoordinatorService: @unchecked Sendable {
         if strategy == .grid {
             let grid = config.grid ?? .defaults(hasBase: config.base != nil)
             let points = grid.trials(from: existing, count: count, dimension: dimension, merge: config.merge)
-            let merges = points.map { $0.merge == studyMerge ? nil : $0.merge }
+            let merges = points.map { $0.merge == config.mergeSpec ? nil : $0.merge }
             ids = try archive.addTrials(points.map(\.x), origin: .grid, strategy: strategy.rawValue, partition: ownPartition, merges: merges, at: time)
         } else if warmStart {
             // The whole initial design is deterministic; a resumed warm start adds what is missing.

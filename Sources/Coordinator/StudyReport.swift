@@ -39,8 +39,20 @@ public struct StudyReport: Codable, Sendable, Equatable {
     /// Per strategy, by name.
     public var strategies: [String: StrategySummary]
 
-    /// The report of the completed trials in `archive`, with objectives in `objectiveNames` order.
-    public static func make(archive: Archive, objectiveNames: [String]) throws -> StudyReport {
+    /// The hypervolume's reference point for `count` objectives: the origin (every base model's score).
+    public static func referencePoint(objectives count: Int) -> [Double] { Array(repeating: 0, count: count) }
+
+    /// The report of the completed trials in `archive` of the study `config` (objectives in its
+    /// order, each trial's merge method from `config.mergeSpec(for:)`).
+    public static func make(archive: Archive, config: StudyConfig) throws -> StudyReport {
+        try make(archive: archive, objectiveNames: config.objectives.map(\.name)) { config.mergeSpec(for: $0).method }
+    }
+
+    /// The report of the completed trials in `archive`, with objectives in `objectiveNames` order;
+    /// `method` names each trial's merge method (none when nil).
+    public static func make(
+        archive: Archive, objectiveNames: [String], method: ((TrialRecord) -> String)? = nil
+    ) throws -> StudyReport {
         let completed = try archive.completedTrials()
         // The study's merge method, for trials without their own (archives of tests may hold another config).
         let studyMethod = (try archive.loadStudy()).flatMap { try? $0.decodeConfig(as: StudyConfig.self).merge.method }
@@ -54,12 +66,12 @@ public struct StudyReport: Codable, Sendable, Equatable {
             pointTrial.append(index)
         }
         let front = Set(try Pareto.nonDominatedIndices(points, keepDuplicates: true).map { pointTrial[$0] })
-        let reference = Array(repeating: 0.0, count: objectiveNames.count)
+        let reference = referencePoint(objectives: objectiveNames.count)
         let hypervolume = points.isEmpty ? 0 : try Hypervolume.compute(points, referencePoint: reference)
         let trials = completed.enumerated().map { index, entry in
             Trial(
                 trial: entry.trial.id, weights: entry.trial.x, metrics: entry.result.metrics, objectives: entry.result.objectives,
-                pareto: front.contains(index), strategy: entry.trial.strategy, method: entry.trial.merge?.method ?? studyMethod)
+                pareto: front.contains(index), strategy: entry.trial.strategy, method: method?(entry.trial) ?? entry.trial.merge?.method ?? studyMethod)
         }
         var strategies: [String: StrategySummary] = [:]
         for name in Set(trials.map(\.strategy)) {
@@ -78,16 +90,16 @@ public struct StudyReport: Codable, Sendable, Equatable {
         return try encoder.encode(self)
     }
 
-    /// The report as CSV: one row per trial; columns trial, strategy, pareto, w0…w(D−1), one per
+    /// The report as CSV: one row per trial; columns trial, strategy, method, pareto, w0…w(D−1), one per
     /// objective, then `<benchmark>.accuracy` and `<benchmark>.tokens` per benchmark.
     public func csv(objectiveNames: [String]) -> String {
         let dimension = trials.map(\.weights.count).max() ?? 0
         let benchmarks = Set(trials.flatMap { $0.metrics.benchmarks.keys }).sorted()
-        var header = ["trial", "strategy", "pareto"] + (0..<dimension).map { "w\($0)" } + objectiveNames
+        var header = ["trial", "strategy", "method", "pareto"] + (0..<dimension).map { "w\($0)" } + objectiveNames
         header += benchmarks.flatMap { ["\($0).accuracy", "\($0).tokens"] }
         var lines = [header.map(Self.field).joined(separator: ",")]
         for trial in trials {
-            var row = [String(trial.trial), trial.strategy, trial.pareto ? "true" : "false"]
+            var row = [String(trial.trial), trial.strategy, trial.method ?? "", trial.pareto ? "true" : "false"]
             row += (0..<dimension).map { $0 < trial.weights.count ? Self.number(trial.weights[$0]) : "" }
             row += objectiveNames.map { trial.objectives?[$0].map(Self.number) ?? "" }
             for benchmark in benchmarks {

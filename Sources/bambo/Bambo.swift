@@ -30,6 +30,8 @@ struct Bambo: AsyncParsableCommand {
             LogCommand.self,
             StatusCommand.self,
             ExportCommand.self,
+            SelectCommand.self,
+            MaterializeCommand.self,
             KeygenCommand.self,
             AskTellCommand.self,
             BenchCommand.self,

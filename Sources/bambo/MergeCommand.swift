@@ -128,15 +128,7 @@ struct MergeCommand: ParsableCommand {
             Terminal.error("wrote \(emitMergekit) (mergekit-yaml \(emitMergekit) OUTPUT_DIR)")
         }
         guard out != nil else { return }
-        let progress = ProgressLine("merging")
-        let statistics = ProgressLine("magnitude statistics")
-        let summary = try MergeEngine.merge(request) { p in
-            switch p.phase {
-            case .statistics: statistics.update(bytesDone: p.bytesDone, of: p.bytesTotal)
-            case .merging: progress.update(bytesDone: p.bytesDone, of: p.bytesTotal)
-            }
-        }
-        progress.finish()
+        let summary = try mergeShowingProgress(request)
         let rate = summary.seconds > 0 ? Double(summary.bytesRead + summary.bytesWritten) / summary.seconds : 0
         print("wrote \(summary.output.path): \(summary.tensorCount) tensors in \(summary.shards.count) shard\(summary.shards.count == 1 ? "" : "s"), \(ProgressLine.bytes(Double(summary.bytesWritten))) in \(String(format: "%.2f", summary.seconds)) s (read + write \(ProgressLine.bytes(rate))/s)")
     }
@@ -186,4 +178,18 @@ struct MergeCommand: ParsableCommand {
             threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
             durable: !noFsync, replaceExisting: force, inputAccess: inputAccess)
     }
+}
+
+/// Runs a merge with progress lines on stderr (the statistics pass, then the merge).
+func mergeShowingProgress(_ request: MergeRequest) throws -> MergeSummary {
+    let progress = ProgressLine("merging")
+    let statistics = ProgressLine("magnitude statistics")
+    let summary = try MergeEngine.merge(request) { p in
+        switch p.phase {
+        case .statistics: statistics.update(bytesDone: p.bytesDone, of: p.bytesTotal)
+        case .merging: progress.update(bytesDone: p.bytesDone, of: p.bytesTotal)
+        }
+    }
+    progress.finish()
+    return summary
 }

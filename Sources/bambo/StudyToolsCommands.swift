@@ -3,6 +3,8 @@ import ArgumentParser
 import BamboProtocol
 import Coordinator
 import Foundation
+import Merging
+import Report
 import ZeroMQ
 
 struct KeygenCommand: ParsableCommand {
@@ -117,12 +119,10 @@ struct StatusCommand: ParsableCommand {
     }
 
     func run() throws {
-        let store = try Archive.open(at: URL(fileURLWithPath: archive), options: .init(role: .shared, mode: .existing))
-        defer { try? store.close() }
-        guard let record = try store.loadStudy() else { throw ValidationError("\(archive) holds no study") }
-        let config = try record.decodeConfig(as: StudyConfig.self)
+        let study = try LoadedStudy.open(archive)
+        defer { study.close() }
+        let (store, record, config, report) = (study.store, study.record, study.config, study.report)
         let counts = try store.counts()
-        let report = try StudyReport.make(archive: store, objectiveNames: config.objectives.map(\.name))
         let status = Status(
             study: record.name, state: record.state.rawValue, budget: config.budget,
             trials: ["pending": counts.pending, "dispatched": counts.dispatched, "completed": counts.completed, "failed": counts.failed],
@@ -157,31 +157,87 @@ struct StatusCommand: ParsableCommand {
 struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
-        abstract: "Write the evaluated trials (weights, metrics, objectives, Pareto membership) and the hypervolume as JSON or CSV.")
+        abstract: "Write a study's results: every trial as JSON or CSV, a mergekit YAML per Pareto model, or an HTML report.",
+        discussion: """
+        json      every evaluated trial (strategy, merge method, weights,
+                  metrics, objectives, Pareto membership) and the
+                  hypervolume; stdout unless --out FILE
+        csv       the same, one row per trial
+        mergekit  --out DIR: DIR/trial-N.yaml per Pareto model
+                  (`mergekit-yaml FILE OUT` performs the same merge) and
+                  DIR/index.json listing them
+        html      a self-contained report (inline SVG, no network): the
+                  front in objective space, tokens vs accuracy per
+                  benchmark, hypervolume over evaluations per strategy,
+                  the partition and a table of the Pareto models; stdout
+                  unless --out FILE
+        Hypervolumes use the reference point (0, …, 0) of the normalized
+        objectives (every objective's base model).
+        """)
 
-    enum Format: String, ExpressibleByArgument, CaseIterable { case json, csv }
+    enum Format: String, ExpressibleByArgument, CaseIterable { case json, csv, mergekit, html }
 
     @Option(help: ArgumentHelp("The study's archive.", valueName: "file"))
     var archive: String
 
-    @Option(help: "json or csv.")
+    @Option(help: "json, csv, mergekit or html.")
     var format: Format = .json
 
-    @Option(help: ArgumentHelp("Write here instead of stdout.", valueName: "file"))
+    @Option(help: ArgumentHelp("Write here instead of stdout (a directory for mergekit).", valueName: "path"))
     var out: String?
 
+    func validate() throws {
+        if format == .mergekit && out == nil { throw ValidationError("--format mergekit writes one file per model: give --out DIR") }
+    }
+
     func run() throws {
-        let store = try Archive.open(at: URL(fileURLWithPath: archive), options: .init(role: .shared, mode: .existing))
-        defer { try? store.close() }
-        guard let record = try store.loadStudy() else { throw ValidationError("\(archive) holds no study") }
-        let names = try record.decodeConfig(as: StudyConfig.self).objectives.map(\.name)
-        let report = try StudyReport.make(archive: store, objectiveNames: names)
-        let data = format == .json ? try report.jsonData() + Data("\n".utf8) : Data(report.csv(objectiveNames: names).utf8)
+        let study = try LoadedStudy.open(archive)
+        defer { study.close() }
+        let data: Data
+        switch format {
+        case .json: data = try study.report.jsonData() + Data("\n".utf8)
+        case .csv: data = Data(study.report.csv(objectiveNames: study.objectiveNames).utf8)
+        case .html: data = Data(try HTMLReport.render(try study.reportInput()).utf8)
+        case .mergekit: return try writeMergekit(study, directory: URL(fileURLWithPath: out!))
+        }
         if let out {
             try data.write(to: URL(fileURLWithPath: out), options: .atomic)
-            Terminal.error("wrote \(out) (\(report.trials.count) trials)")
+            Terminal.error("wrote \(out) (\(study.report.trials.count) trials)")
         } else {
             FileHandle.standardOutput.write(data)
         }
+    }
+
+    /// One entry of `index.json`.
+    struct MergekitEntry: Codable {
+        var trial: Int64
+        var file: String
+        var strategy: String
+        var method: String
+        var weights: [Double]
+        var objectives: [String: Double]?
+        var metrics: Metrics
+    }
+
+    func writeMergekit(_ study: LoadedStudy, directory: URL) throws {
+        let front = study.front
+        guard !front.isEmpty else { throw ValidationError("\(archive) has no Pareto-optimal trial with objectives yet: nothing to export") }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var entries: [MergekitEntry] = []
+        for trial in front {
+            guard let record = try study.store.trial(trial.trial) else { throw ValidationError("\(archive): trial \(trial.trial) vanished") }
+            let request = try study.mergeRequest(trial: record, output: directory.appendingPathComponent("unused"), threads: 1)
+            let file = "trial-\(trial.trial).yaml"
+            try MergekitExport.yaml(for: request).write(to: directory.appendingPathComponent(file), atomically: true, encoding: .utf8)
+            entries.append(MergekitEntry(
+                trial: trial.trial, file: file, strategy: trial.strategy, method: request.method.rawValue, weights: trial.weights,
+                objectives: trial.objectives, metrics: trial.metrics))
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        struct Index: Codable { var study: String; var models: [MergekitEntry] }
+        try (encoder.encode(Index(study: study.record.name, models: entries)) + Data("\n".utf8))
+            .write(to: directory.appendingPathComponent("index.json"), options: .atomic)
+        print("wrote \(entries.count) mergekit configuration\(entries.count == 1 ? "" : "s") and index.json to \(directory.path)")
     }
 }

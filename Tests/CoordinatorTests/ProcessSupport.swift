@@ -20,20 +20,26 @@ enum Bambo {
         return URL(fileURLWithPath: ".build/debug/bambo")
     }
 
-    /// Runs `bambo arguments…` to completion; returns status and stdout (stderr appended to `log`).
+    /// Runs `bambo arguments…` to completion; returns status, stdout and stderr.
     @discardableResult
-    static func run(_ arguments: [String], in directory: URL) throws -> (status: Int32, stdout: String) {
+    static func run(_ arguments: [String], in directory: URL) throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
         process.currentDirectoryURL = directory
         let out = directory.appendingPathComponent("out-\(UUID().uuidString).txt")
+        let err = directory.appendingPathComponent("err-\(UUID().uuidString).txt")
         FileManager.default.createFile(atPath: out.path, contents: nil)
+        FileManager.default.createFile(atPath: err.path, contents: nil)
+        defer {
+            try? FileManager.default.removeItem(at: out)
+            try? FileManager.default.removeItem(at: err)
+        }
         process.standardOutput = try FileHandle(forWritingTo: out)
-        process.standardError = FileHandle.nullDevice
+        process.standardError = try FileHandle(forWritingTo: err)
         try process.run()
         process.waitUntilExit()
-        return (process.terminationStatus, (try? String(contentsOf: out, encoding: .utf8)) ?? "")
+        return (process.terminationStatus, (try? String(contentsOf: out, encoding: .utf8)) ?? "", (try? String(contentsOf: err, encoding: .utf8)) ?? "")
     }
 }
 

@@ -7,7 +7,7 @@ import Testing
 #endif
 
 /// A real `bambo worker` process.
-private final class WorkerProcess {
+final class WorkerProcess {
     let process = Process()
     let logFile: URL
 

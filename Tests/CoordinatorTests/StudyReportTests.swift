@@ -49,7 +49,7 @@ import Testing
             #expect(trial.pareto == !dominated)
         }
         let csv = report.csv(objectiveNames: ["a", "b"])
-        #expect(csv.hasPrefix("trial,strategy,pareto,w0,w1,a,b,b.accuracy,b.tokens\n"))
+        #expect(csv.hasPrefix("trial,strategy,method,pareto,w0,w1,a,b,b.accuracy,b.tokens\n"))
     }
 
     @Test func eventLinesForPeople() {
