@@ -201,7 +201,7 @@ public enum MergeEngine {
                 try cancellation?.check()
                 windows[t] = try MagnitudeStatistics.windows(
                     tensor: tensor, source: source, method: request.method, parameters: plan.parameters,
-                    chunkElements: plan.chunkElements(for: tensor), threads: threads)
+                    chunkElements: plan.chunkElements(for: tensor), threads: threads, cancellation: cancellation)
                 done += Int64(tensor.elementCount * tensor.inputDType.byteSize * inputsPerElement)
                 progress?(MergeProgress(phase: .statistics, bytesDone: done, bytesTotal: readTotal))
             }

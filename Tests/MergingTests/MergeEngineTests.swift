@@ -207,8 +207,8 @@ struct MergeEngineTests {
                 method: method, parameters: parameters, output: fixture.output(name), shardMaxBytes: 100_000, threads: 2,
                 chunkElements: 1000)
         }
-        func leftovers() throws -> [String] {
-            try FileManager.default.contentsOfDirectory(atPath: fixture.root.path).filter { $0.hasPrefix(".") }
+        func leftovers() -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: fixture.root.path)) ?? ["(unreadable)"]).filter { $0.hasPrefix(".") }
         }
         // Cancelled before it starts: nothing is created.
         let early = MergeCancellation()
@@ -230,12 +230,12 @@ struct MergeEngineTests {
         #expect(merging.count == 1, "one chunk written after the cancel, got \(merging.count)")
         #expect(merging.allSatisfy { $0.bytesDone < $0.bytesTotal })
         #expect(!FileManager.default.fileExists(atPath: fixture.output("late").path))
-        #expect(try leftovers().isEmpty, "partial files left: \(try leftovers())")
+        #expect(leftovers().isEmpty, "partial files left: \(leftovers())")
 
         // The same request without a cancel completes (the flag is per merge).
         _ = try MergeEngine.merge(request("late"), cancellation: MergeCancellation())
         #expect(FileManager.default.fileExists(atPath: fixture.output("late").appendingPathComponent("model.safetensors.index.json").path))
-        #expect(try leftovers().isEmpty)
+        #expect(leftovers().isEmpty)
     }
 
     @Test("a full disk fails the merge with a clear error and leaves nothing behind")

@@ -6,25 +6,29 @@ import Glibc
 #endif
 
 /// CANCEL and SIGTERM during a real merge of larger synthetic models (`bambo synthesize
-/// --size-mb`), merged with one thread so the merge takes seconds: the merge is interrupted (the
+/// --size-mb`), a TIES merge (a statistics pass, then the merge pass) with one thread, so that it
+/// takes seconds: the merge is interrupted (the
 /// worker logs how far it got, short of the total), the worker answers FAILURE `CANCELLED` (or
 /// `ABANDONED` on SIGTERM), and no partial output is left in the scratch directory.
 @Suite(.serialized) struct MergeCancellationTests {
-    /// Models of about 96 MB each, made once per test process.
+    /// Models of about 128 MB each, made once per test process.
     static let bigModels: Result<URL, Error> = Result {
         let root = try Fixture.shared.get().appendingPathComponent("big")
         if !FileManager.default.fileExists(atPath: root.appendingPathComponent("thinking/config.json").path) {
-            try Bambo.run(["synthesize", "--out", root.path, "--layers", "4", "--size-mb", "96"])
+            try Bambo.run(["synthesize", "--out", root.path, "--layers", "4", "--size-mb", "128"])
         }
         return root
     }
 
     func bigTask(_ fixture: Fixture, trial: Int64) throws -> TaskBody {
         let root = try Self.bigModels.get()
-        return fixture.task(trial, mode: ["ok"], models: [
+        var task = fixture.task(trial, mode: ["ok"], models: [
             ModelRef(name: "instruct", path: root.appendingPathComponent("instruct").path),
             ModelRef(name: "thinking", path: root.appendingPathComponent("thinking").path),
         ])
+        task.base = ModelRef(name: "base", path: root.appendingPathComponent("base").path)
+        task.merge = MergeSpec(method: "ties", dtype: .bfloat16, params: ["density": 0.5])
+        return task
     }
 
     /// Waits until the merge of `trial` reported some progress short of its total.
