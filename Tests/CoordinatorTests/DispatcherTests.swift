@@ -359,6 +359,28 @@ private func settings(initial: Int = 4, batch: Int = 2, iterations: Int = 2) -> 
         #expect(try driver.archive.attempts(ofTrial: 2).map(\.state) == [.expired])
     }
 
+    @Test func whileMessagesWaitUnreadNobodyIsJudgedSilentButHeartbeatsGoOut() throws {
+        let driver = try Driver(settings())
+        defer { driver.remove() }
+        try driver.start()
+        try driver.ready("w1", slots: 1)
+        // Far past the lease (3 s), but the service is behind (`beat`): w1's messages may be waiting.
+        driver.now = 10
+        try driver.feed(.beat(now: driver.now))
+        #expect(driver.core.workerNames == ["w1"])
+        #expect(!driver.actions.contains(.recordWorkerLost("w1")))
+        #expect(driver.count(.heartbeat, to: "w1") == 1)
+        // Its heartbeat was among them: read, it proves w1 alive; the next tick finds nothing silent.
+        try driver.receive(.workerHeartbeat(WorkerHeartbeatBody(activeTrials: [AttemptRef(trial: 1, attempt: 1)])), from: "w1")
+        try driver.feed(.tick(now: driver.now))
+        #expect(driver.core.workerNames == ["w1"])
+        // Once drained, real silence is judged as usual.
+        driver.now = 20
+        try driver.feed(.tick(now: driver.now))
+        #expect(driver.actions.contains(.recordWorkerLost("w1")))
+        #expect(driver.core.workerNames.isEmpty)
+    }
+
     @Test func attemptsAReturningWorkerNoLongerOwnsAreCancelledAndHoldASlotUntilAnswered() throws {
         let driver = try Driver(settings())
         defer { driver.remove() }
