@@ -1,6 +1,9 @@
 import BamboProtocol
 import Foundation
 import GRDB
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A study's SQLite archive: the study, its partition, trials, attempts, results, per-item records,
 /// workers and events. The archive alone is enough to resume a study.
@@ -74,6 +77,8 @@ public final class Archive: Sendable {
     public let eventLog: EventLog?
     let pool: DatabasePool
     let options: Options
+    /// The transaction `batch` holds open, if any.
+    private let openBatch = OpenBatch()
 
     /// The schema migrations this version knows, oldest first.
     public static var schemaVersions: [String] { Schema.migrator.migrations }
@@ -183,8 +188,20 @@ public final class Archive: Sendable {
     // MARK: transactions
 
     /// Runs `body` as one IMMEDIATE transaction; after the commit, mirrors the events it inserted.
+    /// Inside `batch` (on its thread) it joins the batch's transaction instead.
     func transaction<T>(_ body: (inout Transaction) throws -> T) throws -> T {
-        try pool.writeWithoutTransaction { db in
+        if let db = openBatch.database {
+            // A savepoint: a change that fails is undone alone, even if the caller carries on.
+            var result: T?
+            try db.inSavepoint {
+                var transaction = Transaction(db: db)
+                result = try body(&transaction)
+                openBatch.add(transaction.events)
+                return .commit
+            }
+            return result!
+        }
+        return try pool.writeWithoutTransaction { db in
             var result: T?
             var events: [EventRecord] = []
             try db.inTransaction(.immediate) {
@@ -193,22 +210,89 @@ public final class Archive: Sendable {
                 events = transaction.events
                 return .commit
             }
-            if !events.isEmpty {
-                // The commit is the truth: a failure to mirror is repaired at the next append or open.
-                try? eventLog?.append(events, fetch: { after in try Archive.fetchEvents(db, after: after, limit: nil, path: path) })
-                options.onEvents?(events)
-            }
+            mirror(events, db: db)
             return result!
         }
     }
 
-    /// Runs a read on a snapshot of the archive.
+    /// Runs `body` with every state change it makes (any of the public transitions) in one IMMEDIATE
+    /// transaction: all of them commit together, or none when `body` throws. Reads inside see the
+    /// batch's own changes. The events are mirrored after the commit. Nested calls join the outer
+    /// batch. Use it from one thread at a time (the coordinator's loop), e.g. to record a RESULT
+    /// and the next dispatch with one commit.
+    public func batch<T>(_ body: () throws -> T) throws -> T {
+        if openBatch.database != nil { return try body() }
+        return try pool.writeWithoutTransaction { db in
+            var result: T?
+            var events: [EventRecord] = []
+            try db.inTransaction(.immediate) {
+                openBatch.open(db)
+                defer { events = openBatch.close() }
+                result = try body()
+                return .commit
+            }
+            mirror(events, db: db)
+            return result!
+        }
+    }
+
+    /// Hands committed events to the JSONL file and `onEvents`.
+    private func mirror(_ events: [EventRecord], db: Database) {
+        guard !events.isEmpty else { return }
+        // The commit is the truth: a failure to mirror is repaired at the next append or open.
+        try? eventLog?.append(events, fetch: { after in try Archive.fetchEvents(db, after: after, limit: nil, path: path) })
+        options.onEvents?(events)
+    }
+
+    /// Runs a read on a snapshot of the archive (inside `batch`: on the batch's transaction).
     func read<T>(_ body: (Database) throws -> T) throws -> T {
-        try pool.read(body)
+        if let db = openBatch.database { return try body(db) }
+        return try pool.read(body)
     }
 
     /// The path for error messages.
     var path: String { url.path }
+}
+
+/// The connection and events of the transaction `Archive.batch` holds open, visible only to the
+/// thread that opened it (other threads use the pool as usual).
+private final class OpenBatch: @unchecked Sendable {  // guarded by `lock`
+    private let lock = NSLock()
+    private var owner: pthread_t?
+    private var db: Database?
+    private var events: [EventRecord] = []
+
+    /// The batch's connection when called on the batch's thread.
+    var database: Database? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let owner, pthread_equal(owner, pthread_self()) != 0 else { return nil }
+        return db
+    }
+
+    func open(_ db: Database) {
+        lock.lock()
+        owner = pthread_self()
+        self.db = db
+        events = []
+        lock.unlock()
+    }
+
+    func add(_ more: [EventRecord]) {
+        lock.lock()
+        events += more
+        lock.unlock()
+    }
+
+    /// Ends the batch; returns its events.
+    func close() -> [EventRecord] {
+        lock.lock()
+        defer { lock.unlock() }
+        owner = nil
+        db = nil
+        defer { events = [] }
+        return events
+    }
 }
 
 /// A write transaction in progress: the database and the events inserted so far.
@@ -221,9 +305,8 @@ struct Transaction {
     /// Inserts an event and remembers it for the mirrors.
     @discardableResult
     mutating func emit(_ kind: String, _ data: [String: JSONValue], at time: Date) throws -> EventRecord {
-        try db.execute(
-            sql: "INSERT INTO event (time, kind, data) VALUES (?, ?, ?)",
-            arguments: [time.timeIntervalSince1970, kind, try encodeJSON(data)])
+        try db.cachedStatement(sql: "INSERT INTO event (time, kind, data) VALUES (?, ?, ?)")
+            .execute(arguments: [time.timeIntervalSince1970, kind, try encodeJSON(data)])
         let event = EventRecord(seq: db.lastInsertedRowID, time: time, kind: kind, data: data)
         events.append(event)
         return event

@@ -136,11 +136,12 @@ extension Archive {
         guard !worker.isEmpty else { throw ArchiveError.invalidArgument(field: "worker", reason: "a worker needs a name") }
         let state = try trialState(tx.db, trial)
         guard state == .pending else { throw ArchiveError.invalidTransition(trial: trial, state: state, operation: "dispatch it") }
-        let number = (try Int.fetchOne(tx.db, sql: "SELECT COALESCE(MAX(number), 0) + 1 FROM attempt WHERE trial = ?", arguments: [trial])) ?? 1
-        try tx.db.execute(
-            sql: "INSERT INTO attempt (trial, number, worker, dispatched, lease_deadline, state) VALUES (?, ?, ?, ?, ?, 'dispatched')",
-            arguments: [trial, number, worker, time.timeIntervalSince1970, leaseDeadline.timeIntervalSince1970])
-        try tx.db.execute(sql: "UPDATE trial SET state = 'dispatched' WHERE id = ?", arguments: [trial])
+        // Cached statements on the hot path (one dispatch per result): compiled once per connection.
+        let number = (try Int.fetchOne(tx.db.cachedStatement(sql: "SELECT COALESCE(MAX(number), 0) + 1 FROM attempt WHERE trial = ?"), arguments: [trial])) ?? 1
+        try tx.db.cachedStatement(
+            sql: "INSERT INTO attempt (trial, number, worker, dispatched, lease_deadline, state) VALUES (?, ?, ?, ?, ?, 'dispatched')"
+        ).execute(arguments: [trial, number, worker, time.timeIntervalSince1970, leaseDeadline.timeIntervalSince1970])
+        try tx.db.cachedStatement(sql: "UPDATE trial SET state = 'dispatched' WHERE id = ?").execute(arguments: [trial])
         try tx.emit("trial.dispatched", [
             "trial": .number(Double(trial)), "attempt": .number(Double(number)), "worker": .string(worker),
             "leaseDeadline": .string(EventRecord.format(leaseDeadline)),
@@ -159,29 +160,27 @@ extension Archive {
         let metricsJSON = try encodeJSON(metrics)
         return try transaction { tx in
             guard let current = try attemptRow(tx.db, trial: trial, number: attempt) else { return .unknownAttempt }
-            if try Bool.fetchOne(tx.db, sql: "SELECT 1 FROM result WHERE trial = ? AND attempt = ?", arguments: [trial, attempt]) != nil {
+            if try Bool.fetchOne(tx.db.cachedStatement(sql: "SELECT 1 FROM result WHERE trial = ? AND attempt = ?"), arguments: [trial, attempt]) != nil {
                 return .duplicate
             }
             guard current.state == .dispatched, current.worker == worker else { return .stale }
 
-            try tx.db.execute(
+            try tx.db.cachedStatement(
                 sql: """
                     INSERT INTO result (trial, attempt, metrics, merge_seconds, evaluate_seconds, received)
                     VALUES (?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [trial, attempt, metricsJSON, durations.merge, durations.evaluate, time.timeIntervalSince1970])
+                    """
+            ).execute(arguments: [trial, attempt, metricsJSON, durations.merge, durations.evaluate, time.timeIntervalSince1970])
             let resultID = tx.db.lastInsertedRowID
             let insertItem = try tx.db.cachedStatement(
                 sql: "INSERT INTO item (result, benchmark, item_id, response, extracted, correct, tokens) VALUES (?, ?, ?, ?, ?, ?, ?)")
             for item in items ?? [] {
                 try insertItem.execute(arguments: [resultID, item.benchmark, item.id, item.response, item.extracted, item.correct, item.tokens])
             }
-            try tx.db.execute(
-                sql: "UPDATE attempt SET state = 'completed', finished = ? WHERE trial = ? AND number = ?",
-                arguments: [time.timeIntervalSince1970, trial, attempt])
-            try tx.db.execute(
-                sql: "UPDATE trial SET state = 'completed', finished = ? WHERE id = ?",
-                arguments: [time.timeIntervalSince1970, trial])
+            try tx.db.cachedStatement(sql: "UPDATE attempt SET state = 'completed', finished = ? WHERE trial = ? AND number = ?")
+                .execute(arguments: [time.timeIntervalSince1970, trial, attempt])
+            try tx.db.cachedStatement(sql: "UPDATE trial SET state = 'completed', finished = ? WHERE id = ?")
+                .execute(arguments: [time.timeIntervalSince1970, trial])
             try tx.emit("trial.completed", [
                 "trial": .number(Double(trial)), "attempt": .number(Double(attempt)), "worker": .string(worker),
                 "metrics": try jsonValue(metrics), "durations": try jsonValue(durations),
@@ -399,7 +398,7 @@ extension Archive {
     }
 
     private func trialState(_ db: Database, _ trial: Int64) throws -> TrialState {
-        guard let raw = try String.fetchOne(db, sql: "SELECT state FROM trial WHERE id = ?", arguments: [trial]) else {
+        guard let raw = try String.fetchOne(db.cachedStatement(sql: "SELECT state FROM trial WHERE id = ?"), arguments: [trial]) else {
             throw ArchiveError.unknownTrial(trial)
         }
         guard let state = TrialState(rawValue: raw) else {
@@ -409,6 +408,6 @@ extension Archive {
     }
 
     private func attemptRow(_ db: Database, trial: Int64, number: Int) throws -> AttemptRecord? {
-        try Row.fetchOne(db, sql: "SELECT * FROM attempt WHERE trial = ? AND number = ?", arguments: [trial, number]).map(attemptRecord)
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM attempt WHERE trial = ? AND number = ?"), arguments: [trial, number]).map(attemptRecord)
     }
 }

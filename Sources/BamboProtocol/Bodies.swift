@@ -389,10 +389,21 @@ public struct ErrorBody: Codable, Sendable, Hashable {
     public var message: String
     /// The type of the message that caused it, when known.
     public var inReplyTo: String?
-    public init(code: ErrorCode, message: String, inReplyTo: String? = nil) {
+    /// The attempt concerned (revision 1.1; set with `STALE_ATTEMPT`: the attempt to stop).
+    public var trial: Int64?
+    public var attempt: Int?
+    public init(code: ErrorCode, message: String, inReplyTo: String? = nil, attempt ref: AttemptRef? = nil) {
         self.code = code
         self.message = message
         self.inReplyTo = inReplyTo
+        self.trial = ref?.trial
+        self.attempt = ref?.attempt
+    }
+
+    /// `trial` and `attempt` together, when both are given.
+    public var attemptRef: AttemptRef? {
+        guard let trial, let attempt else { return nil }
+        return AttemptRef(trial: trial, attempt: attempt)
     }
 }
 

@@ -123,6 +123,9 @@ extension Message {
             try checkCode(body.code.rawValue, "code")
             try checkLength(body.message, "message", max: 4096)
             if let type = body.inReplyTo { try checkLength(type, "inReplyTo", max: 32) }
+            try check((body.trial == nil) == (body.attempt == nil), body.trial == nil ? "trial" : "attempt",
+                      "expected \"trial\" and \"attempt\" together or neither")
+            if let ref = body.attemptRef { try checkIDs(trial: ref.trial, attempt: ref.attempt) }
         }
     }
 }

@@ -60,6 +60,8 @@ public final class CoordinatorService: @unchecked Sendable {
     private var metrics: [Int64: Metrics] = [:]
     private var objectiveValues: [Int64: [String: Double]] = [:]
     private var anchorMetrics: [String: Metrics]?
+    /// The oldest completed trial at each model's corner, found so far (the anchors once complete).
+    private var cornerTrials: [String: Int64] = [:]
     /// Completed trials whose objectives are not computed yet (the anchors were not done).
     private var unscored: Set<Int64> = []
     /// Objectives computed but not yet written (written at most once a second, and at exit, in one
@@ -68,6 +70,8 @@ public final class CoordinatorService: @unchecked Sendable {
     private var lastObjectivesWrite = 0.0
     private var reportedProblems: Set<ObjectiveNormalizer.Problem> = []
     private var badVersionAnswered: Set<String> = []
+    /// Messages held back while a batch is open (sent once its changes are committed).
+    private var deferredSends: [(identity: Data, message: Message)]?
     private let monoStart = ContinuousClock.now
     private let wallStart = Date()
 
@@ -246,7 +250,9 @@ public final class CoordinatorService: @unchecked Sendable {
             try recordRefusals()
             if now() >= nextTick, outcome == nil {
                 nextTick = now() + tickInterval
-                try execute(core.event(.tick(now: now())))
+                // Stopped at the limit: messages wait unread, so silence is judged once they are read.
+                let drained = received < 1000
+                try execute(core.event(drained ? .tick(now: now()) : .beat(now: now())))
                 if now() - lastObjectivesWrite >= 1 {
                     try writeObjectives()
                     publish(pub, sink: sink)
@@ -271,6 +277,18 @@ public final class CoordinatorService: @unchecked Sendable {
 
     // MARK: messages
 
+    /// Runs `body` with all its archive changes in one transaction (a RESULT, its objectives, the
+    /// next proposal and dispatch: one commit, not one each) and sends its messages only after the
+    /// commit, so every ACK and TASK still leaves after what it reports is durable.
+    private func inBatch(router: Socket, _ body: () throws -> Void) throws {
+        deferredSends = []
+        defer { deferredSends = nil }
+        try archive.batch(body)
+        let held = deferredSends ?? []
+        deferredSends = nil
+        for (identity, message) in held { send(message, to: identity, router: router) }
+    }
+
     private func handle(_ received: ReceivedMessage, router: Socket, execute: ([Dispatcher.Action]) throws -> Void) throws {
         guard let identity = received.frames.first else { return }
         let worker = Self.workerName(identity)
@@ -287,7 +305,14 @@ public final class CoordinatorService: @unchecked Sendable {
             return
         }
         badVersionAnswered.remove(worker)
-        try execute(core.event(.received(message, from: worker, now: now())))
+        switch message {
+        case .result, .failure, .ready, .bye:
+            // What these record (result, requeue, worker) and the dispatch that follows: one commit.
+            try inBatch(router: router) { try execute(core.event(.received(message, from: worker, now: now()))) }
+            try execute([])  // publishes the batch's events
+        default:
+            try execute(core.event(.received(message, from: worker, now: now())))
+        }
     }
 
     /// Executes one action; returns the core's reaction to its outcome.
@@ -314,7 +339,7 @@ public final class CoordinatorService: @unchecked Sendable {
             guard outcome == .accepted else { return [] }
             metrics[body.trial] = body.metrics
             unscored.insert(body.trial)
-            try updateObjectives(at: time)
+            try updateObjectives(at: time, completed: body.trial)
             return core.event(.trialsChanged([.init(trial: body.trial, attempt: body.attempt, state: .completed)], now: now()))
         case .recordFailure(let body, let worker):
             let outcome = try archive.recordFailure(body, worker: worker, at: time)
@@ -416,19 +441,22 @@ public final class CoordinatorService: @unchecked Sendable {
 
     /// Sets the objectives of every completed trial that lacks them, once both anchor trials (the
     /// corners x = 0 and x = 1 of the anchor strategy) are done. Every strategy uses these anchors.
-    private func updateObjectives(at time: Date) throws {
+    /// `completed`: the one trial completed since the last call (only it can be a new anchor); nil
+    /// looks through every completed trial (at start).
+    private func updateObjectives(at time: Date, completed: Int64? = nil) throws {
         if anchorMetrics == nil {
             let anchorStrategy = config.anchorStrategy
             let dimension = (partitions[anchorStrategy] ?? partition).dimension
-            var anchors: [String: Metrics] = [:]
+            let candidates = completed.map { [$0] } ?? Array(metrics.keys)
             for (index, model) in config.models.enumerated() {
                 let corner = Array(repeating: Double(index), count: dimension)
-                if let trial = xs.keys.sorted().first(where: { strategyOf[$0] == anchorStrategy && xs[$0] == corner && metrics[$0] != nil }) {
-                    anchors[model.name] = metrics[trial]
+                // The oldest completed trial of the anchor strategy at the model's corner.
+                for trial in candidates where metrics[trial] != nil && strategyOf[trial] == anchorStrategy && xs[trial] == corner {
+                    if cornerTrials[model.name].map({ trial < $0 }) ?? true { cornerTrials[model.name] = trial }
                 }
             }
-            guard anchors.count == config.models.count else { return }
-            anchorMetrics = anchors
+            guard cornerTrials.count == config.models.count else { return }
+            anchorMetrics = cornerTrials.mapValues { metrics[$0]! }
         }
         guard let anchors = anchorMetrics else { return }
         var updates: [Int64: [String: Double]?] = [:]
@@ -460,6 +488,10 @@ public final class CoordinatorService: @unchecked Sendable {
     // MARK: plumbing
 
     private func send(_ message: Message, to identity: Data, router: Socket) {
+        if deferredSends != nil {
+            deferredSends?.append((identity, message))
+            return
+        }
         do {
             let frames = try WireCodec.encode(message)
             if try !router.send([identity] + frames, dontWait: true) {

@@ -26,6 +26,9 @@ import Foundation
 /// - After a coordinator restart, attempts the archive holds as dispatched get a fresh lease of
 ///   `leaseBeats × heartbeatInterval + resumeGrace`; a worker that reconnects listing them in READY
 ///   `activeTrials` keeps them, the rest expire.
+/// - Attempts a registering worker lists in `activeTrials` that are not current for it get a CANCEL
+///   after WELCOME; each takes a slot until its FAILURE (or RESULT) arrives. PROGRESS for an attempt
+///   that is neither current nor being cancelled gets ERROR `STALE_ATTEMPT` naming it.
 public struct Dispatcher: Sendable {
     public struct Settings: Sendable, Hashable {
         public var study: String
@@ -131,6 +134,9 @@ public struct Dispatcher: Sendable {
         case received(Message, from: String, now: Double)
         /// Time passed (call a few times per heartbeat interval).
         case tick(now: Double)
+        /// Time passed while messages wait unread (the service is behind): heartbeats go out as for
+        /// `tick`, but no worker is judged silent, since its messages may be among those waiting.
+        case beat(now: Double)
         /// The trials of a `propose` action were stored, in order.
         case trialsAdded([Int64], now: Double)
         /// A `dispatch` action was recorded with this attempt number (the TASK is on its way).
@@ -183,7 +189,9 @@ public struct Dispatcher: Sendable {
         var lastSent: Double
         /// Trials out on this worker.
         var trials: Set<Int64> = []
-        var free: Int { slots - trials.count }
+        /// Stale attempts sent CANCEL, holding a slot until their FAILURE or RESULT arrives.
+        var cancelling: Set<AttemptRef> = []
+        var free: Int { slots - trials.count - cancelling.count }
     }
 
     public let settings: Settings
@@ -219,6 +227,8 @@ public struct Dispatcher: Sendable {
     public var workerNames: [String] { sessions.keys.sorted() }
     /// Trials out on `worker`.
     public func trials(on worker: String) -> Set<Int64> { sessions[worker]?.trials ?? [] }
+    /// Stale attempts on `worker` that were sent CANCEL and have not answered yet.
+    public func cancelling(on worker: String) -> Set<AttemptRef> { sessions[worker]?.cancelling ?? [] }
     /// Trials waiting for a worker, in dispatch order.
     public var pendingTrials: [Int64] { pending }
     /// Trials out on workers.
@@ -243,6 +253,8 @@ public struct Dispatcher: Sendable {
             receive(message, from: worker, now: now, into: &actions)
         case .tick(let now):
             tick(now: now, into: &actions)
+        case .beat(let now):
+            tick(now: now, judgeSilence: false, into: &actions)
         case .trialsAdded(let ids, _):
             if let strategy = proposing ?? settings.plans.first?.strategy { created[strategy, default: 0] += ids.count }
             proposing = nil
@@ -300,12 +312,13 @@ public struct Dispatcher: Sendable {
         case .workerHeartbeat:
             break
         case .progress(let body):
+            let ref = AttemptRef(trial: body.trial, attempt: body.attempt)
             if isCurrent(trial: body.trial, attempt: body.attempt, worker: worker) {
                 actions.append(.recordProgress(body, worker: worker))
-            } else {
+            } else if !session.cancelling.contains(ref) {  // a CANCEL is on its way: its FAILURE frees the slot
                 let text = "PROGRESS for trial \(body.trial) attempt \(body.attempt), which is not current for \(worker): stop it"
                 actions.append(.logProblem(text, worker: worker))
-                reply(.error(ErrorBody(code: .staleAttempt, message: text, inReplyTo: "PROGRESS")), to: worker, now: now, into: &actions)
+                reply(.error(ErrorBody(code: .staleAttempt, message: text, inReplyTo: "PROGRESS", attempt: ref)), to: worker, now: now, into: &actions)
             }
         case .result(let body):
             release(trial: body.trial, attempt: body.attempt, worker: worker)
@@ -373,16 +386,24 @@ public struct Dispatcher: Sendable {
                 actions.append(.expireAttempt(trial: trial, attempt: orphan.attempt, reason: "worker reconnected without it"))
             }
         }
+        // What it holds that is no longer its to run (expired while it was away, sent elsewhere).
+        let stale = held.filter { ref in !(kept.contains(ref.trial) && outstanding[ref.trial]?.attempt == ref.attempt) }
+            .sorted { ($0.trial, $0.attempt) < ($1.trial, $1.attempt) }
         sessions[worker] = Session(
-            host: body.host, pid: body.pid, slots: body.capabilities.slots, lastHeard: now, lastSent: now, trials: kept)
+            host: body.host, pid: body.pid, slots: body.capabilities.slots, lastHeard: now, lastSent: now, trials: kept,
+            cancelling: Set(stale))
         actions.append(.recordWorkerJoined(body))
         actions.append(.send(.welcome(WelcomeBody(study: settings.study, heartbeatInterval: settings.heartbeatInterval, leaseBeats: settings.leaseBeats)), to: worker))
+        for ref in stale {
+            let reason = "attempt \(ref.attempt) of trial \(ref.trial) is no longer current for \(worker)"
+            actions.append(.send(.cancel(CancelBody(trial: ref.trial, attempt: ref.attempt, reason: reason)), to: worker))
+        }
         markWaiting(worker)
     }
 
-    private mutating func tick(now: Double, into actions: inout [Action]) {
+    private mutating func tick(now: Double, judgeSilence: Bool = true, into actions: inout [Action]) {
         for (name, session) in sessions {
-            if now - session.lastHeard > settings.lease {
+            if judgeSilence, now - session.lastHeard > settings.lease {
                 drop(name)
                 actions.append(.recordWorkerLost(name))
             } else if now - session.lastSent >= settings.heartbeatInterval {
@@ -465,8 +486,9 @@ public struct Dispatcher: Sendable {
         return entry.worker == worker && (entry.attempt == nil || entry.attempt == attempt)
     }
 
-    /// A RESULT or FAILURE for an attempt out on `worker` frees its slot at once.
+    /// A RESULT or FAILURE for an attempt out on `worker` (or being cancelled there) frees its slot at once.
     private mutating func release(trial: Int64, attempt: Int, worker: String) {
+        if sessions[worker]?.cancelling.remove(AttemptRef(trial: trial, attempt: attempt)) != nil { markWaiting(worker) }
         guard isCurrent(trial: trial, attempt: attempt, worker: worker) else { return }
         outstanding[trial] = nil
         if sessions[worker]?.trials.remove(trial) != nil { markWaiting(worker) }
@@ -509,7 +531,7 @@ extension Dispatcher.Event {
     /// The time the event carries.
     var time: Double {
         switch self {
-        case .started(_, let now), .received(_, _, let now), .tick(let now), .trialsAdded(_, let now),
+        case .started(_, let now), .received(_, _, let now), .tick(let now), .beat(let now), .trialsAdded(_, let now),
              .trialsChanged(_, let now), .stop(let now):
             return now
         case .attemptDispatched:

@@ -120,12 +120,17 @@ struct PlannedTensor: Sendable {
 /// any thread count or chunk size.
 ///
 /// The output is written into a hidden sibling directory and renamed into place at the end; on
-/// any error the partial directory is removed.
+/// any error, or when `cancellation` is set (checked between tensors and chunks), the partial
+/// directory is removed and nothing appears at the output path.
 public enum MergeEngine {
     /// Merges and returns what was written. `progress` is called from the writing thread.
-    public static func merge(_ request: MergeRequest, progress: (@Sendable (MergeProgress) -> Void)? = nil) throws -> MergeSummary {
+    /// `cancellation`: a flag another thread may set to stop the merge (`MergeError(.cancelled)`).
+    public static func merge(
+        _ request: MergeRequest, cancellation: MergeCancellation? = nil, progress: (@Sendable (MergeProgress) -> Void)? = nil
+    ) throws -> MergeSummary {
         let start = Date()
         let plan = try MergePlan(request)
+        try cancellation?.check()
         try checkOutputLocation(request)
         let fm = FileManager.default
         let parent = request.output.deletingLastPathComponent()
@@ -140,10 +145,11 @@ public enum MergeEngine {
         let recipe = plan.recipe
         let written: (shards: [String], bytesRead: Int64, bytesWritten: Int64)
         do {
-            written = try writeShards(plan: plan, to: partial, progress: progress)
+            written = try writeShards(plan: plan, to: partial, cancellation: cancellation, progress: progress)
             try copyModelFiles(from: request.models[0], to: partial, outputDType: request.outputDType)
             try Data(recipe.yamlText().utf8).write(to: partial.appendingPathComponent(MergeRecipe.fileName))
             if request.durable { try syncDirectoryTree(partial) }
+            try cancellation?.check()
         } catch let error as MergeError {
             throw error
         } catch {
@@ -178,7 +184,9 @@ public enum MergeEngine {
 
     // MARK: writing
 
-    private static func writeShards(plan: MergePlan, to directory: URL, progress: (@Sendable (MergeProgress) -> Void)?) throws -> (shards: [String], bytesRead: Int64, bytesWritten: Int64) {
+    private static func writeShards(
+        plan: MergePlan, to directory: URL, cancellation: MergeCancellation?, progress: (@Sendable (MergeProgress) -> Void)?
+    ) throws -> (shards: [String], bytesRead: Int64, bytesWritten: Int64) {
         let request = plan.request
         let threads = max(1, request.threads)
         let source = plan.source
@@ -190,9 +198,10 @@ public enum MergeEngine {
         if request.method.needsTensorStatistics {
             var done: Int64 = 0
             for (t, tensor) in plan.tensors.enumerated() {
+                try cancellation?.check()
                 windows[t] = try MagnitudeStatistics.windows(
                     tensor: tensor, source: source, method: request.method, parameters: plan.parameters,
-                    chunkElements: plan.chunkElements(for: tensor), threads: threads)
+                    chunkElements: plan.chunkElements(for: tensor), threads: threads, cancellation: cancellation)
                 done += Int64(tensor.elementCount * tensor.inputDType.byteSize * inputsPerElement)
                 progress?(MergeProgress(phase: .statistics, bytesDone: done, bytesTotal: readTotal))
             }
@@ -235,6 +244,10 @@ public enum MergeEngine {
                 let scratch = ChunkScratch(models: source.models.count, elements: max(subBlockElements, maxRowLength(tensors)))
                 defer { scratch.deallocate() }
                 while let (index, slot) = pipeline.claim() {
+                    if cancellation?.isCancelled == true {
+                        pipeline.fail(MergeError(.cancelled))
+                        break
+                    }
                     let chunk = chunkList[index]
                     let tensor = tensors[chunk.tensor]
                     do {
@@ -255,6 +268,7 @@ public enum MergeEngine {
         defer { writeback?.close() }
         do {
             for index in 0..<chunks.count {
+                try cancellation?.check()
                 let bytes = try pipeline.waitForChunk(index)
                 let tensor = tensors[chunks[index].tensor]
                 try writer.write(UnsafeRawBufferPointer(bytes), tensor: tensor.name)

@@ -19,6 +19,8 @@ public struct MergeError: Error, CustomStringConvertible, Equatable, Sendable {
         case invalidRequest(String)
         /// Writing the output failed; nothing was left behind.
         case writeFailed(path: String, reason: String)
+        /// The merge was cancelled (``MergeCancellation``); nothing was left behind.
+        case cancelled
     }
 
     public var kind: Kind
@@ -34,6 +36,7 @@ public struct MergeError: Error, CustomStringConvertible, Equatable, Sendable {
         case let .invalidOutput(s): "output: \(s)"
         case let .invalidRequest(s): "merge request: \(s)"
         case let .writeFailed(path, reason): "writing \(path) failed: \(reason); the partial output was removed"
+        case .cancelled: "the merge was cancelled; the partial output was removed"
         }
     }
 }

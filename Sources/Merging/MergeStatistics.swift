@@ -16,7 +16,7 @@ enum MagnitudeStatistics {
     /// The keep window of every model for `tensor`.
     static func windows(
         tensor: PlannedTensor, source: MergeSource, method: MergeMethod, parameters: ResolvedMergeParameters,
-        chunkElements: Int, threads: Int
+        chunkElements: Int, threads: Int, cancellation: MergeCancellation? = nil
     ) throws -> [MagnitudeWindow] {
         let n = tensor.elementCount
         let models = source.models.count
@@ -32,7 +32,8 @@ enum MagnitudeStatistics {
         if n <= sortLimit {
             keysAtRanks = try sortedKeys(tensor: tensor, source: source, ranks: ranks)
         } else {
-            keysAtRanks = try radixSelect(tensor: tensor, source: source, ranks: ranks, chunkElements: chunkElements, threads: threads)
+            keysAtRanks = try radixSelect(
+                tensor: tensor, source: source, ranks: ranks, chunkElements: chunkElements, threads: threads, cancellation: cancellation)
         }
         return (0..<models).map { i in
             MagnitudeWindow.window(for: sparsification, elements: n, density: parameters.density, gamma: parameters.gamma) { r in
@@ -51,13 +52,15 @@ enum MagnitudeStatistics {
         }
     }
 
-    private static func radixSelect(tensor: PlannedTensor, source: MergeSource, ranks: [Int], chunkElements: Int, threads: Int) throws -> [[UInt32]] {
+    private static func radixSelect(
+        tensor: PlannedTensor, source: MergeSource, ranks: [Int], chunkElements: Int, threads: Int, cancellation: MergeCancellation?
+    ) throws -> [[UInt32]] {
         let n = tensor.elementCount
         let models = source.models.count
         let chunks = stride(from: 0, to: n, by: chunkElements).map { $0..<min(n, $0 + chunkElements) }
 
         // Pass 1: high 16 bits (the sign bit is clear, so 32,768 buckets).
-        let high = try histogram(models: models, buckets: 1 << 15, chunks: chunks, tensor: tensor, source: source, threads: threads) { _, key in
+        let high = try histogram(models: models, buckets: 1 << 15, chunks: chunks, tensor: tensor, source: source, threads: threads, cancellation: cancellation) { _, key in
             Int(key >> 16)
         }
         var bucketOfRank = [[Int]](repeating: [], count: models)
@@ -74,7 +77,7 @@ enum MagnitudeStatistics {
         // Pass 2: low 16 bits inside the wanted buckets (at most one histogram per rank).
         let slots = ranks.count
         let wanted = bucketOfRank
-        let low = try histogram(models: models, buckets: slots << 16, chunks: chunks, tensor: tensor, source: source, threads: threads) { i, key in
+        let low = try histogram(models: models, buckets: slots << 16, chunks: chunks, tensor: tensor, source: source, threads: threads, cancellation: cancellation) { i, key in
             let h = Int(key >> 16)
             for s in 0..<slots where wanted[i][s] == h { return s << 16 | Int(key & 0xFFFF) }
             return -1
@@ -93,10 +96,11 @@ enum MagnitudeStatistics {
     /// Counts, per model, `bucket(model, key)` over all elements (negative buckets are skipped).
     private static func histogram(
         models: Int, buckets: Int, chunks: [Range<Int>], tensor: PlannedTensor, source: MergeSource, threads: Int,
-        bucket: @escaping @Sendable (Int, UInt32) -> Int
+        cancellation: MergeCancellation?, bucket: @escaping @Sendable (Int, UInt32) -> Int
     ) throws -> [[Int]] {
         let total = SharedCounts(models: models, buckets: buckets)
         try parallelFor(count: chunks.count, threads: threads) { c in
+            try cancellation?.check()  // a large tensor's passes stop between chunks too
             let range = chunks[c]
             var local = [[UInt32]](repeating: [UInt32](repeating: 0, count: buckets), count: models)
             for start in stride(from: range.lowerBound, to: range.upperBound, by: subBlockElements) {

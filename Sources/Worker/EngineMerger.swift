@@ -63,11 +63,13 @@ public struct EngineMerger: TrialMerger {
             shardMaxBytes: shardMaxBytes, threads: max(1, threads), durable: false)
     }
 
-    public func merge(_ task: TaskBody, output: URL, progress: @escaping @Sendable (Int64, Int64) -> Void) throws(AttemptFailure) {
+    public func merge(
+        _ task: TaskBody, output: URL, cancellation: MergeCancellation, progress: @escaping @Sendable (Int64, Int64) -> Void
+    ) throws(AttemptFailure) {
         let request = try request(for: task, output: output)
         let twoPasses = request.method.needsTensorStatistics
         do {
-            _ = try MergeEngine.merge(request) { step in
+            _ = try MergeEngine.merge(request, cancellation: cancellation) { step in
                 // Methods with a statistics pass read everything twice: report both passes as one.
                 guard twoPasses else { return progress(step.bytesDone, step.bytesTotal) }
                 let offset = step.phase == .statistics ? 0 : step.bytesTotal
@@ -75,6 +77,8 @@ public struct EngineMerger: TrialMerger {
             }
         } catch let error as MergeError {
             switch error.kind {
+            case .cancelled:
+                throw AttemptFailure(code: .cancelled, reason: "merge: \(error)")
             case .writeFailed(_, let reason):
                 let full = reason.contains("No space left") || reason.contains("ENOSPC") || reason.contains("Disk quota")
                 throw AttemptFailure(code: full ? .resource : .mergeFailed, reason: "merge: \(error)")

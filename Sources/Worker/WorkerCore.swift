@@ -315,6 +315,8 @@ public struct WorkerCore: Sendable {
             } else if error.code == .badVersion {
                 actions.append(.log("the coordinator does not speak \(WireFormat.protocolID): \(error.message)"))
                 stop(2, now: now, into: &actions)
+            } else if error.code == .staleAttempt, let ref = error.attemptRef {
+                dropStale(ref, into: &actions)
             } else {
                 actions.append(.log("coordinator error \(error.code): \(error.message)"))
             }
@@ -459,6 +461,18 @@ public struct WorkerCore: Sendable {
         } else {
             finishHeld(index, failure: failure, now: now, into: &actions)
         }
+    }
+
+    /// Stops an attempt the coordinator no longer counts (ERROR `STALE_ATTEMPT`) without replying.
+    private mutating func dropStale(_ ref: AttemptRef, into actions: inout [WorkerAction]) {
+        guard let index = held.firstIndex(where: { $0.ref == ref }) else { return }
+        let attempt = held.remove(at: index)
+        if let work = attempt.work {
+            actions.append(.stopWork(ref))
+            detached[ref] = work
+        }
+        actions.append(.removeScratch(ref))
+        actions.append(.log("trial \(ref.trial) attempt \(ref.attempt): stale for the coordinator; stopped"))
     }
 
     private mutating func finishHeld(_ index: Int, failure: AttemptFailure, now: Double, into actions: inout [WorkerAction]) {

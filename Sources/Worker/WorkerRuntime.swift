@@ -1,5 +1,6 @@
 import BamboProtocol
 import Foundation
+import Merging
 import ZeroMQ
 #if canImport(Glibc)
 import Glibc
@@ -30,7 +31,7 @@ public struct WorkerOptions: Sendable {
 }
 
 /// The I/O shell around `WorkerCore`: one DEALER on a `SocketLoop` (routing id = worker name),
-/// merges on background threads, evaluators as tasks, SIGTERM/SIGINT through dispatch sources,
+/// merges on background threads (stopped through a `MergeCancellation`), evaluators as tasks, SIGTERM/SIGINT through dispatch sources,
 /// and a 50 ms tick. Every event goes through one serial queue into the core; the core's actions
 /// are carried out on that queue.
 public final class WorkerRuntime: @unchecked Sendable {
@@ -46,7 +47,10 @@ public final class WorkerRuntime: @unchecked Sendable {
     private let logSink: @Sendable (String) -> Void
 
     private var socket: SocketLoop.SocketID?
-    private var merging: Set<AttemptRef> = []
+    /// Merges running on their threads, with the flag that stops each.
+    private var merging: [AttemptRef: MergeCancellation] = [:]
+    /// Entered by each merge thread until it has reported back (the exit waits for it).
+    private let mergeThreads = DispatchGroup()
     private var removeAfterMerge: Set<AttemptRef> = []
     private var evaluations: [AttemptRef: Task<Void, Never>] = [:]
     private var timer: DispatchSourceTimer?
@@ -226,28 +230,39 @@ public final class WorkerRuntime: @unchecked Sendable {
         let ref = AttemptRef(trial: task.trial, attempt: task.attempt)
         let directory = Self.attemptDirectory(ref, in: options.scratch)
         let output = directory.appendingPathComponent("model")
-        merging.insert(ref)
+        let cancellation = MergeCancellation()
+        merging[ref] = cancellation
         let merger = self.merger
+        mergeThreads.enter()
+        let lastProgress = Locked<(Int64, Int64)>((0, 0))
         Thread { [self] in
             let started = DispatchTime.now()
             let result: Result<URL, AttemptFailure>
             do {
                 try? FileManager.default.removeItem(at: directory)
                 try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-                try merger.merge(task, output: output) { done, total in
+                try merger.merge(task, output: output, cancellation: cancellation) { done, total in
+                    lastProgress.withLock { $0 = (done, total) }
                     self.postAsync(.mergeProgress(ref, done: done, total: total))
                 }
                 result = .success(output)
             } catch let failure as AttemptFailure {
                 result = .failure(failure)
+                if failure.code == .cancelled {
+                    let (done, total) = lastProgress.withLock { $0 }
+                    let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
+                    self.logSink(String(format: "trial %lld attempt %d: merge cancelled after %.2f s at %lld of %lld bytes; partial output removed",
+                                        ref.trial, ref.attempt, seconds, done, total))
+                }
             } catch {
                 result = .failure(AttemptFailure(code: .resource, reason: "cannot create \(directory.path): \(error.localizedDescription)"))
             }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
             self.queue.async {
-                self.merging.remove(ref)
+                self.merging[ref] = nil
                 if self.removeAfterMerge.remove(ref) != nil { try? FileManager.default.removeItem(at: directory) }
                 self.post(.mergeFinished(ref, result, seconds: seconds))
+                self.mergeThreads.leave()
             }
         }.start()
     }
@@ -286,14 +301,14 @@ public final class WorkerRuntime: @unchecked Sendable {
     private func stopWork(_ ref: AttemptRef) {
         if let evaluation = evaluations[ref] {
             evaluation.cancel()
-        } else if merging.contains(ref) {
-            logSink("trial \(ref.trial) attempt \(ref.attempt): the merge runs to its end; its output will be discarded")
+        } else if let cancellation = merging[ref] {
+            cancellation.cancel()
         }
     }
 
     private func removeScratch(_ ref: AttemptRef) {
         let directory = Self.attemptDirectory(ref, in: options.scratch)
-        if merging.contains(ref) { removeAfterMerge.insert(ref) }
+        if merging[ref] != nil { removeAfterMerge.insert(ref) }
         try? FileManager.default.removeItem(at: directory)
     }
 
@@ -309,13 +324,19 @@ public final class WorkerRuntime: @unchecked Sendable {
             }
             self.socket = nil
         }
-        // Stopped evaluators get their SIGTERM → SIGKILL sequence before the process goes.
+        // Stopped evaluators get their SIGTERM → SIGKILL sequence, and cancelled merges remove
+        // their partial output, before the process goes.
         let running = Array(evaluations.values)
         for evaluation in running { evaluation.cancel() }
+        for cancellation in merging.values { cancellation.cancel() }
         let continuation = exitContinuation
         exitContinuation = nil
+        let mergeThreads = self.mergeThreads
         Task {
             for evaluation in running { await evaluation.value }
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                mergeThreads.notify(queue: .global()) { done.resume() }
+            }
             continuation?.resume(returning: status)
         }
     }

@@ -116,7 +116,7 @@ struct BenchCoordinatorCommand: ParsableCommand {
         print(String(format: "  with %d workers:        CPU %.2f%% of one core", workers, 100 * cpu))
         print(String(format: "  dispatches measured: %d (%.1f/s); latency p50 %.2f ms, p99 %.2f ms, max %.2f ms",
                      sorted.count, Double(sorted.count) / seconds, percentile(0.5), percentile(0.99), (sorted.last ?? .nan) * 1000))
-        print("  workers registered: \(fleet.welcomed)/\(workers); messages received by the workers: \(fleet.received)")
+        print("  workers registered: \(fleet.welcomed)/\(workers); messages received by the workers: \(fleet.received); registered again after being declared lost: \(fleet.reregistered)")
     }
 
     private func runQuietly(_ executable: URL, _ arguments: [String]) -> Int32 {
@@ -175,6 +175,8 @@ private final class Fleet {
     var tasks = 0
     var received = 0
     var welcomed = 0
+    /// READYs sent again after ERROR UNKNOWN_WORKER (workers the coordinator had declared lost).
+    var reregistered = 0
     let clockStart = ContinuousClock.now
 
     init(count: Int, endpoint: String, evaluation: Double, heartbeat: Double) throws {
@@ -217,6 +219,14 @@ private final class Fleet {
                     received += 1
                     switch message {
                     case .welcome: welcomed += 1
+                    case .error(let body) where body.code == .unknownWorker:
+                        // Declared lost (the coordinator fell behind): register again, as `bambo worker` does.
+                        workers[index].running = []
+                        try? workers[index].peer.send(.ready(ReadyBody(
+                            worker: workers[index].peer.name, pid: Int(getpid()) * 10_000 + index, host: "bench",
+                            capabilities: Capabilities(slots: 1, gpus: [], backends: [], evaluators: ["exec"], version: "bench"))))
+                        workers[index].freeSince = nil  // not a dispatch to measure
+                        reregistered += 1
                     case .task(let body):
                         tasks += 1
                         if let since = workers[index].freeSince { latencies.append(time - since) }

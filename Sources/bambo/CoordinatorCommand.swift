@@ -98,9 +98,15 @@ struct CoordinatorCommand: ParsableCommand {
 
 /// Wall-clock time for log lines.
 enum EventRecordTime {
-    static func now() -> String {
+    /// One formatter for every line (making one costs far more than formatting), used under `lock`.
+    nonisolated(unsafe) private static let formatter: DateFormatter = {
         let formatter = DateFormatter()
         formatter.dateFormat = "HH:mm:ss.SSS"
-        return formatter.string(from: Date())
+        return formatter
+    }()
+    private static let lock = NSLock()
+
+    static func now() -> String {
+        lock.withLock { formatter.string(from: Date()) }
     }
 }

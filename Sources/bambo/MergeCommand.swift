@@ -2,6 +2,9 @@ import ArgumentParser
 import Foundation
 import Merging
 import SafeTensors
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 extension MergeMethod: ExpressibleByArgument {}
 extension MergeRequest.InputAccess: ExpressibleByArgument {}
@@ -181,10 +184,21 @@ struct MergeCommand: ParsableCommand {
 }
 
 /// Runs a merge with progress lines on stderr (the statistics pass, then the merge).
+/// Runs `request` with progress lines on stderr; SIGINT/SIGTERM stop the merge between chunks and
+/// its partial output is removed.
 func mergeShowingProgress(_ request: MergeRequest) throws -> MergeSummary {
     let progress = ProgressLine("merging")
     let statistics = ProgressLine("magnitude statistics")
-    let summary = try MergeEngine.merge(request) { p in
+    let cancellation = MergeCancellation()
+    let signalSources = [SIGINT, SIGTERM].map { number in
+        signal(number, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        source.setEventHandler { cancellation.cancel() }
+        source.resume()
+        return source
+    }
+    defer { signalSources.forEach { $0.cancel() } }
+    let summary = try MergeEngine.merge(request, cancellation: cancellation) { p in
         switch p.phase {
         case .statistics: statistics.update(bytesDone: p.bytesDone, of: p.bytesTotal)
         case .merging: progress.update(bytesDone: p.bytesDone, of: p.bytesTotal)

@@ -57,6 +57,18 @@ struct LogCommand: ParsableCommand {
 
     func run() throws {
         let color = isatty(1) == 1
+        // SIGINT/SIGTERM end a follow cleanly: what was printed is flushed, exit status 0.
+        let stopSources = [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                fflush(nil)
+                Foundation.exit(0)
+            }
+            source.resume()
+            return source
+        }
+        defer { stopSources.forEach { $0.cancel() } }
         if let file {
             guard let handle = FileHandle(forReadingAtPath: file) else { throw ValidationError("cannot read \(file)") }
             var buffer = Data()

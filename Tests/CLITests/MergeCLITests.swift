@@ -1,6 +1,9 @@
 import Foundation
 import SafeTensors
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite("bambo merge and bambo bench merge on real checkpoint files")
 struct MergeCLITests {
@@ -94,6 +97,43 @@ struct MergeCLITests {
         #expect(mismatch.status != 0)
         #expect(mismatch.stderr.contains("shape"), "stderr: \(mismatch.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("bad").path))
+    }
+
+    @Test("Ctrl-C stops a merge in progress: a clear message, a non-zero exit, nothing left behind", arguments: [SIGINT, SIGTERM])
+    func interrupted(signal number: Int32) throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // Large enough (3 × ~64 MB, a TIES merge with one thread) to take seconds.
+        #expect(try BamboProcess.run(["synthesize", "--out", "fam", "--layers", "4", "--size-mb", "64"], in: dir).status == 0)
+        let partition = try BamboProcess.run(["partition", "--model", "fam/instruct", "--model", "fam/thinking", "--blocks", "2", "--out", "p.json", "--json"], in: dir)
+        #expect(partition.status == 0, "\(partition.stderr)")
+        let process = Process()
+        process.executableURL = BamboProcess.executable
+        process.arguments = ["merge", "--model", "fam/instruct", "--model", "fam/thinking", "--base", "fam/base", "--partition", "p.json",
+                             "--weights", "0.2,0.4,0.6,0.8", "--method", "ties", "--param", "density=0.5", "--threads", "1", "--out", "merged"]
+        process.currentDirectoryURL = dir
+        let errFile = dir.appendingPathComponent("stderr.txt")
+        FileManager.default.createFile(atPath: errFile.path, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: errFile)
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        func partials() -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter { $0.contains("bambo-partial") }
+        }
+        // Interrupt once the merge is writing its hidden partial directory.
+        let started = Date()
+        while partials().isEmpty, process.isRunning, Date().timeIntervalSince(started) < 120 { Thread.sleep(forTimeInterval: 0.02) }
+        try #require(process.isRunning && !partials().isEmpty, "the merge ended before it could be interrupted")
+        kill(process.processIdentifier, number)
+        let deadline = Date().addingTimeInterval(60)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        #expect(!process.isRunning)
+        let stderr = (try? String(contentsOf: errFile, encoding: .utf8)) ?? ""
+        #expect(process.terminationReason == .exit && process.terminationStatus != 0, "stderr: \(stderr)")
+        #expect(stderr.contains("cancelled"), "stderr: \(stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("merged").path))
+        #expect(partials().isEmpty, "left behind: \(partials())")
     }
 
     @Test("bench merge measures the bound and the merge in one run")

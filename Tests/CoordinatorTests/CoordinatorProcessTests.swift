@@ -82,6 +82,10 @@ import ZeroMQ
         #expect(csv.stdout.split(separator: "\n").count == fixture.budget + 1)
         let status2 = try Bambo.run(["status", "--archive", fixture.archive.path, "--json"], in: fixture.directory)
         #expect(status2.status == 0 && status2.stdout.contains("\"finished\""))
+        // Workers sent SHUTDOWN are not shown as alive once the study is over.
+        let statusJSON = try #require(try JSONSerialization.jsonObject(with: Data(status2.stdout.utf8)) as? [String: Any])
+        let seen = try #require(statusJSON["workers"] as? [[String: Any]])
+        #expect(seen.count == 3 && seen.allSatisfy { $0["state"] as? String == "gone" }, "workers: \(seen)")
         let log = try Bambo.run(["log", "--file", fixture.events.path], in: fixture.directory)
         #expect(log.stdout.split(separator: "\n").count == events.count)
         #expect(!log.stdout.contains("\u{1B}["))  // plain when piped

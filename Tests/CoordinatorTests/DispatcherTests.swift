@@ -362,6 +362,57 @@ private func settings(initial: Int = 4, batch: Int = 2, iterations: Int = 2) -> 
         #expect(try driver.archive.attempts(ofTrial: 2).map(\.state) == [.expired])
     }
 
+    @Test func whileMessagesWaitUnreadNobodyIsJudgedSilentButHeartbeatsGoOut() throws {
+        let driver = try Driver(settings())
+        defer { driver.remove() }
+        try driver.start()
+        try driver.ready("w1", slots: 1)
+        // Far past the lease (3 s), but the service is behind (`beat`): w1's messages may be waiting.
+        driver.now = 10
+        try driver.feed(.beat(now: driver.now))
+        #expect(driver.core.workerNames == ["w1"])
+        #expect(!driver.actions.contains(.recordWorkerLost("w1")))
+        #expect(driver.count(.heartbeat, to: "w1") == 1)
+        // Its heartbeat was among them: read, it proves w1 alive; the next tick finds nothing silent.
+        try driver.receive(.workerHeartbeat(WorkerHeartbeatBody(activeTrials: [AttemptRef(trial: 1, attempt: 1)])), from: "w1")
+        try driver.feed(.tick(now: driver.now))
+        #expect(driver.core.workerNames == ["w1"])
+        // Once drained, real silence is judged as usual.
+        driver.now = 20
+        try driver.feed(.tick(now: driver.now))
+        #expect(driver.actions.contains(.recordWorkerLost("w1")))
+        #expect(driver.core.workerNames.isEmpty)
+    }
+
+    @Test func attemptsAReturningWorkerNoLongerOwnsAreCancelledAndHoldASlotUntilAnswered() throws {
+        let driver = try Driver(settings())
+        defer { driver.remove() }
+        try driver.start()
+        try driver.ready("w1", slots: 1, pid: 10)
+        let first = AttemptRef(trial: 1, attempt: 1)
+        #expect(driver.tasks(to: "w1") == [first])
+        driver.now = 10  // silent past the lease (3 s): lost, its attempt expires and the trial is requeued
+        try driver.feed(.tick(now: driver.now))
+        #expect(try driver.archive.attempts(ofTrial: 1).map(\.state) == [.expired])
+        let before = driver.sent.count
+        try driver.ready("w1", slots: 1, pid: 10, active: [first])
+        let after = driver.sent[before...].map(\.message)
+        #expect(after.map(\.type) == [.welcome, .cancel])
+        if case .cancel(let body) = after.last { #expect(AttemptRef(trial: body.trial, attempt: body.attempt) == first) }
+        #expect(driver.core.cancelling(on: "w1") == [first])
+        #expect(driver.tasks(to: "w1") == [first])  // its one slot is taken until the answer
+        // PROGRESS for it is no error (the CANCEL is on its way); for another attempt it is, named.
+        try driver.receive(.progress(ProgressBody(trial: 1, attempt: 1, phase: .merge, done: 1, total: 2)), from: "w1")
+        #expect(driver.errors(to: "w1").isEmpty)
+        try driver.receive(.progress(ProgressBody(trial: 3, attempt: 5, phase: .merge, done: 1, total: 2)), from: "w1")
+        #expect(driver.errors(to: "w1").map(\.attemptRef) == [AttemptRef(trial: 3, attempt: 5)])
+        // FAILURE CANCELLED: ACKed stale, the slot frees and the requeued trial goes out again.
+        try driver.receive(.failure(FailureBody(trial: 1, attempt: 1, code: .cancelled, reason: "cancelled")), from: "w1")
+        #expect(driver.core.cancelling(on: "w1").isEmpty)
+        #expect(driver.tasks(to: "w1") == [first, AttemptRef(trial: 1, attempt: 2)])
+        #expect(try driver.archive.attempts(ofTrial: 1).map(\.state) == [.expired, .dispatched])
+    }
+
     @Test func stopHaltsDispatching() throws {
         let driver = try Driver(settings())
         defer { driver.remove() }

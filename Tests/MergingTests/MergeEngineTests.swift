@@ -195,6 +195,49 @@ struct MergeEngineTests {
         }
     }
 
+    @Test("a cancelled merge stops between chunks, throws .cancelled and leaves nothing behind",
+          arguments: [MergeMethod.linear, .ties, .della])
+    func cancellation(method: MergeMethod) throws {
+        let fixture = try MergeFixture(models: 2)
+        defer { fixture.cleanup() }
+        let parameters = method == .linear ? MergeParameters() : MergeParameters(density: 0.5)
+        func request(_ name: String) -> MergeRequest {
+            MergeRequest(
+                models: fixture.models, base: fixture.base, blocks: Self.blocks, weights: BlockWeights(betas: [0.2, 0.4, 0.6, 0.8, 1]),
+                method: method, parameters: parameters, output: fixture.output(name), shardMaxBytes: 100_000, threads: 2,
+                chunkElements: 1000)
+        }
+        func leftovers() -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: fixture.root.path)) ?? ["(unreadable)"]).filter { $0.hasPrefix(".") }
+        }
+        // Cancelled before it starts: nothing is created.
+        let early = MergeCancellation()
+        early.cancel()
+        #expect(throws: MergeError(.cancelled)) { try MergeEngine.merge(request("early"), cancellation: early) }
+        #expect(!FileManager.default.fileExists(atPath: fixture.output("early").path))
+
+        // Cancelled from the progress callback after the first merged chunk: the merge stops there,
+        // long before its last chunk, and removes its partial directory (shards, `.partial` files).
+        let late = MergeCancellation()
+        let seen = Locked<[MergeProgress]>([])
+        #expect(throws: MergeError(.cancelled)) {
+            try MergeEngine.merge(request("late"), cancellation: late) { step in
+                seen.withLock { $0.append(step) }
+                if step.phase == .merging { late.cancel() }
+            }
+        }
+        let merging = seen.withLock { $0 }.filter { $0.phase == .merging }
+        #expect(merging.count == 1, "one chunk written after the cancel, got \(merging.count)")
+        #expect(merging.allSatisfy { $0.bytesDone < $0.bytesTotal })
+        #expect(!FileManager.default.fileExists(atPath: fixture.output("late").path))
+        #expect(leftovers().isEmpty, "partial files left: \(leftovers())")
+
+        // The same request without a cancel completes (the flag is per merge).
+        _ = try MergeEngine.merge(request("late"), cancellation: MergeCancellation())
+        #expect(FileManager.default.fileExists(atPath: fixture.output("late").appendingPathComponent("model.safetensors.index.json").path))
+        #expect(leftovers().isEmpty)
+    }
+
     @Test("a full disk fails the merge with a clear error and leaves nothing behind")
     func diskFull() throws {
         let fixture = try MergeFixture(models: 2)
@@ -245,4 +288,16 @@ func referenceBF16(_ x: Double) -> UInt16 {
     if dl < du { return truncated }
     if du < dl { return truncated &+ 1 }
     return truncated & 1 == 0 ? truncated : truncated &+ 1
+}
+
+/// A lock-protected value for callbacks from the merge's threads.
+final class Locked<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+    init(_ value: Value) { self.value = value }
+    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
+    }
 }

@@ -264,6 +264,24 @@ let metrics = EvaluationOutput(metrics: Metrics(benchmarks: ["b": BenchmarkMetri
         #expect(queued.failures.map(\.trial) == [3] && queued.stopped.isEmpty)
     }
 
+    @Test func staleAttemptStopsThatAttemptWithoutAnswering() {
+        var h = Harness()
+        h.register()
+        h.on(.received(.task(task(1))))  // merging
+        h.on(.received(.task(task(2))))  // queued
+        let stale = h.on(.received(.error(ErrorBody(code: .staleAttempt, message: "not current", inReplyTo: "PROGRESS", attempt: ref(1)))))
+        #expect(stale.stopped == [ref(1)] && stale.removed == [ref(1)] && stale.sent.isEmpty)
+        #expect(h.core.activeTrials == [ref(2)])
+        // The merger stays busy until the stopped merge reports back; then the next one starts, and
+        // the stopped one is never answered.
+        #expect(stale.merges.isEmpty)
+        let ended = h.on(.mergeFinished(ref(1), .failure(AttemptFailure(code: .cancelled, reason: "stopped")), seconds: 1))
+        #expect(ended.failures.isEmpty && ended.merges == [ref(2)])
+        // Without the attempt named (an older coordinator) it is only logged.
+        let vague = h.on(.received(.error(ErrorBody(code: .staleAttempt, message: "not current"))))
+        #expect(vague.stopped.isEmpty && vague.sent.isEmpty && h.core.activeTrials == [ref(2)])
+    }
+
     @Test func theDeadlineStopsAnAttempt() {
         var h = Harness()
         h.register()
