@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what BAMBO needs on a fresh Debian/Ubuntu machine, only where it is missing:
-# the system libraries (libzmq, SQLite), pkg-config, Python with venv, and the cached Python environment
+# the system libraries (libzmq, SQLite), pkg-config, Python with venv, iproute2 and shellcheck (for the
+# multi-host test and the script checks), and the cached Python environment
 # for the CPU inference path (cluster/python-env.sh). Idempotent; safe to run every time.
 # Swift itself (6.x) must already be on PATH: see README "Set-up".
 set -euo pipefail
 
 need_apt=()
-for pkg in libzmq3-dev libsqlite3-dev sqlite3 pkg-config python3 python3-venv; do
+for pkg in libzmq3-dev libsqlite3-dev sqlite3 pkg-config python3 python3-venv iproute2 shellcheck; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
