@@ -64,8 +64,7 @@ cleanup() {
   local status=$?
   set +e
   trap - EXIT INT TERM
-  for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null; done
-  # Evaluator children left by killed workers live in the namespaces too.
+  # Every process this script started runs in one of its namespaces (evaluators of killed workers too).
   for ns in "${NAMESPACES[@]}"; do
     for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
   done
@@ -164,6 +163,7 @@ start_coordinator() {  # start_coordinator LOG [--study FILE]
     --curve-secret keys/server.key --allow-keys allowed >/dev/null 2>"$log" &
   COORDINATOR_PID=$!
   PIDS+=("$COORDINATOR_PID")
+  : >"$log"
   listening() { grep -q "listening on tcp://$HEAD:5555" "$log" || { alive "$COORDINATOR_PID" || fail "the coordinator exited at start ($log)"; false; }; }
   wait_for "the coordinator to listen ($log)" 180 listening
 }
@@ -184,25 +184,28 @@ say "coordinator and workers w1 w2 w3 intruder started; budget $BUDGET trials, l
 all_joined() { [ "$(q "SELECT COUNT(*) FROM worker WHERE state = 'alive' AND name IN ('w1', 'w2', 'w3')")" -eq 3 ]; }
 wait_for "w1, w2 and w3 to join" 120 all_joined
 
+# During (a) the study must still be running: a coordinator that exited is a failure, not a wait.
+coordinator_up() { alive "$COORDINATOR_PID" || fail "the coordinator exited during (a) (see coordinator-1.log)"; }
+
 # ---- (a) a worker host's link goes down for longer than the lease ---------------------------------
-victim_attempt() { VICTIM=$(q "SELECT trial || ' ' || number FROM attempt WHERE worker = 'w1' AND state = 'dispatched' ORDER BY trial LIMIT 1"); [ -n "$VICTIM" ]; }
+victim_attempt() { coordinator_up; VICTIM=$(q "SELECT trial || ' ' || number FROM attempt WHERE worker = 'w1' AND state = 'dispatched' ORDER BY trial LIMIT 1"); [ -n "$VICTIM" ]; }
 wait_for "w1 to hold a trial" 120 victim_attempt
 read -r TRIAL ATTEMPT <<<"$VICTIM"
 sleep 0.5   # inside its merge or evaluation
 ip -n "$SWITCH" link set w1 down
 DOWN_AT=$SECONDS
 say "(a) w1's link is down while it holds trial $TRIAL (attempt $ATTEMPT)"
-expired() { [ "$(q "SELECT state FROM attempt WHERE trial = $TRIAL AND number = $ATTEMPT")" = expired ]; }
+expired() { coordinator_up; [ "$(q "SELECT state FROM attempt WHERE trial = $TRIAL AND number = $ATTEMPT")" = expired ]; }
 wait_for "the coordinator to expire trial $TRIAL attempt $ATTEMPT of w1" 90 expired
 [ "$(q "SELECT state FROM worker WHERE name = 'w1'")" = lost ] || fail "(a) w1 is not marked lost after its lease"
 sleep 2
 ip -n "$SWITCH" link set w1 up
 LINK_UP=$(now)
 say "(a) trial $TRIAL expired; w1's link is up again after $((SECONDS - DOWN_AT)) s down"
-finished_elsewhere() { FINISHER=$(q "SELECT worker FROM attempt WHERE trial = $TRIAL AND state = 'completed'"); [ -n "$FINISHER" ]; }
+finished_elsewhere() { coordinator_up; FINISHER=$(q "SELECT worker FROM attempt WHERE trial = $TRIAL AND state = 'completed'"); [ -n "$FINISHER" ]; }
 wait_for "trial $TRIAL to be completed after its requeue" 180 finished_elsewhere
 [ "$FINISHER" != w1 ] || fail "(a) trial $TRIAL was completed by w1 itself, not by another worker"
-rejoined() { [ "$(q "SELECT COUNT(*) FROM attempt WHERE worker = 'w1' AND state = 'completed' AND dispatched > $LINK_UP")" -ge 1 ]; }
+rejoined() { coordinator_up; [ "$(q "SELECT COUNT(*) FROM attempt WHERE worker = 'w1' AND state = 'completed' AND dispatched > $LINK_UP")" -ge 1 ]; }
 wait_for "w1 to rejoin and complete a trial after its link came back" 180 rejoined
 say "(a) ok: trial $TRIAL requeued and completed by $FINISHER; w1 rejoined and completed a trial"
 
@@ -259,7 +262,7 @@ check "(c) refusal lines in the coordinator logs > 0" \
   "$(cat coordinator-1.log coordinator-2.log | grep -c "refused a CURVE connection from $NET.66" | sed 's/^[1-9][0-9]*$/yes/')" yes
 check "workers in the worker table" "$(q "SELECT group_concat(name) FROM (SELECT name FROM worker ORDER BY name)")" "w1,w2,w3"
 check "the intruder is still trying (not admitted, not shut down)" "$(alive "${WORKER_PID[intruder]}" && echo running)" running
-check "trial.completed events seen by bambo log --connect on w2 > 0" "$(grep -c 'trial.completed\|completed' follow.out | sed 's/^[1-9][0-9]*$/yes/')" yes
+check "completions seen by bambo log --connect on w2 > 0" "$(grep -c ' completed by ' follow.out | sed 's/^[1-9][0-9]*$/yes/')" yes
 exported=$("$BAMBO" export --archive "$ARCHIVE" --format json)
 check "trials in bambo export" "$(printf '%s' "$exported" | "$PYTHON" -c 'import json, sys; print(len(json.load(sys.stdin)["trials"]))')" "$BUDGET"
 

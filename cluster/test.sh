@@ -18,11 +18,13 @@ done < <(find cluster .ci -type f -print0 | sort -z)
 echo "shellcheck: ${#scripts[@]} scripts"
 shellcheck "${scripts[@]}"
 
+bambo="$(swift build --show-bin-path)/bambo"
 # The systemd units load (offline check; where systemd-analyze exists).
-if command -v systemd-analyze >/dev/null 2>&1; then
-  bash cluster/systemd/verify.sh "$(swift build --show-bin-path)/bambo"
-fi
-
+if command -v systemd-analyze >/dev/null 2>&1; then bash cluster/systemd/verify.sh "$bambo"; fi
+# The launch recipes run real studies: local.sh (to the budget, SIGTERM, resume) and the Slurm
+# scripts as Slurm would start them (in a network namespace; root).
+bash cluster/test-local.sh "$bambo"
+bash cluster/slurm/smoke-test.sh "$bambo"
 # Coordinator and workers on separate network hosts, with a link cut, a coordinator kill -9 and an
 # intruder (cluster/test-multihost.sh says what it checks).
-bash cluster/test-multihost.sh "$(swift build --show-bin-path)/bambo"
+bash cluster/test-multihost.sh "$bambo"
