@@ -75,6 +75,8 @@ trap '[ -n "$stopping" ] || { stopping=yes; stop "${worker_pids[@]}" ${coordinat
 
 # Each child gets its own process group (setsid), so a Ctrl-C on the terminal reaches only this script,
 # which stops them in order; the workers stop their own evaluators.
+# Emptied here, not by the child's redirection, so the wait below never reads an earlier run's log.
+: >"$LOGS/coordinator.log"
 setsid "$BAMBO" coordinator --study "$study" --bind 'tcp://127.0.0.1:*' --events 'tcp://127.0.0.1:*' \
   --heartbeat "${HEARTBEAT:-1}" >"$LOGS/coordinator.out" 2>"$LOGS/coordinator.log" &
 coordinator_pid=$!

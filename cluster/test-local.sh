@@ -9,6 +9,7 @@ bambo=$(realpath "${1:-.build/debug/bambo}")
 [ -x "$bambo" ] || { echo "local-test: no bambo executable at $bambo" >&2; exit 1; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/bambo-local-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
+export TMPDIR="$work"   # local.sh puts the workers' scratch directories there
 fail() { echo "local-test: FAIL: $*" >&2; tail -n 15 "$work"/*/study-logs/*.log >&2 2>/dev/null; exit 1; }
 python=$(python3 -c 'import sys; print(sys.executable)')
 
@@ -44,13 +45,13 @@ running() { pgrep -f -- "$1/|$2( |$)" || true; }
 # 1. To the budget.
 make_study "$work/a"
 status=0
-BAMBO="$bambo" bash "$here/local.sh" "$work/a/study.yaml" 2 >"$work/a.out" 2>&1 || status=$?
+BAMBO="$bambo" timeout 300 bash "$here/local.sh" "$work/a/study.yaml" 2 >"$work/a.out" 2>&1 || status=$?
 [ "$status" -eq 0 ] || fail "local.sh exited with $status on a study that should finish"
 [ "$(count "$work/a" completed)" -eq 12 ] || fail "$(count "$work/a" completed) of 12 trials completed"
 grep -q "logs in $work/a/study-logs" "$work/a.out" || fail "local.sh did not print its log directory"
 for log in coordinator worker-0 worker-1; do [ -s "$work/a/study-logs/$log.log" ] || fail "no $log.log in $work/a/study-logs"; done
 
-# 2. SIGTERM mid-study, then 3. resume.
+# 2. SIGTERM mid-study, then 3. resume (same log directory: an earlier run's log must not mislead it).
 make_study "$work/b"
 BAMBO="$bambo" bash "$here/local.sh" "$work/b/study.yaml" 3 >"$work/b.out" 2>&1 &
 pid=$!
@@ -72,7 +73,7 @@ done_before=$(count "$work/b" completed)
 [ "$(sqlite3 "$work/b/study.sqlite" "SELECT COUNT(*) FROM attempt WHERE state = 'dispatched'")" -eq 0 ] ||
   fail "attempts still dispatched after a clean stop (workers did not hand them back)"
 status=0
-BAMBO="$bambo" bash "$here/local.sh" "$work/b/study.yaml" 2 >"$work/b2.out" 2>&1 || status=$?
+BAMBO="$bambo" timeout 300 bash "$here/local.sh" "$work/b/study.yaml" 2 >"$work/b2.out" 2>&1 || status=$?
 [ "$status" -eq 0 ] || fail "the resumed run exited with $status"
 grep -q "resuming:" "$work/b/study-logs/coordinator.log" || fail "the second run did not resume"
 [ "$(count "$work/b" completed)" -eq 12 ] || fail "$(count "$work/b" completed) of 12 trials after resuming"
