@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs what BAMBO needs on a fresh Debian/Ubuntu machine, only where it is missing:
 # the system libraries (libzmq, SQLite), pkg-config, Python with venv, Chromium (headless, for the report
-# test), and the cached Python environment
+# test), iproute2 and shellcheck (for the multi-host test and the script checks), and the cached Python environment
 # for the CPU inference path (cluster/python-env.sh). Idempotent; safe to run every time.
 # Swift itself (6.x) must already be on PATH: see README "Set-up".
 set -euo pipefail
 
 need_apt=()
 # chromium: the tests render `bambo export --format html` headless and check the screenshot.
-for pkg in libzmq3-dev libsqlite3-dev sqlite3 pkg-config python3 python3-venv chromium; do
+for pkg in libzmq3-dev libsqlite3-dev sqlite3 pkg-config python3 python3-venv chromium iproute2 shellcheck; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
