@@ -274,6 +274,14 @@ final class SimulatedWorker: @unchecked Sendable {
                         continue
                     }
                     running.append((ref, body.weights, clock.now + .milliseconds(Int(behavior.evaluationSeconds * 1000))))
+                case .cancel(let body):
+                    // As a real worker: stop the attempt and answer FAILURE CANCELLED (a finished one
+                    // is answered by its RESULT, resent until acknowledged).
+                    let ref = AttemptRef(trial: body.trial, attempt: body.attempt)
+                    if let index = running.firstIndex(where: { $0.ref == ref }) {
+                        running.remove(at: index)
+                        try peer.send(.failure(FailureBody(trial: ref.trial, attempt: ref.attempt, code: .cancelled, reason: "cancelled: \(body.reason)")))
+                    }
                 case .ack(let body):
                     unacked[AttemptRef(trial: body.trial, attempt: body.attempt)] = nil
                     update { $0.acks.append(body) }
