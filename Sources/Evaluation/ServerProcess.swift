@@ -13,6 +13,8 @@ public actor ServerProcess {
     public nonisolated let logFile: URL
     public nonisolated let commandLine: [String]
     private var exitStatus: Int32? = nil
+    /// Set when the process is gone but was reaped by someone else (its status is lost).
+    private var reapedElsewhere = false
 
     /// Spawns `command` (looked up on PATH when it has no slash) with `environment` added to this
     /// process's environment.
@@ -64,10 +66,17 @@ public actor ServerProcess {
 
     /// Whether the process has exited (reaping it if so); a description of how, or nil while running.
     public func exitDescription() -> String? {
-        if exitStatus == nil {
+        if exitStatus == nil && !reapedElsewhere {
             var status: Int32 = 0
-            if waitpid(pid, &status, WNOHANG) == pid { exitStatus = status }
+            let reaped = waitpid(pid, &status, WNOHANG)
+            if reaped == pid {
+                exitStatus = status
+            } else if reaped == -1 && errno == ECHILD && kill(pid, 0) == -1 && errno == ESRCH {
+                // Not our child any more and not running: another waiter in this process reaped it.
+                reapedElsewhere = true
+            }
         }
+        if reapedElsewhere { return "exited (status unknown: reaped elsewhere in this process)" }
         guard let status = exitStatus else { return nil }
         return Self.describe(status)
     }

@@ -174,7 +174,7 @@ struct TransformersServeTests {
         let items = (0..<40).map { BenchmarkItem(id: "q\($0)", question: "\($0 * 37)*7=", answer: "\($0 * 259)", kind: .integer) }
         do {
             _ = try await evaluate(model: model.path, benchmarks: [Benchmark(name: "long", items: items)], backend: backend,
-                                   sampling: .greedy(maxTokens: 64), options: EvaluationOptions(concurrency: 2, prompts: .bare),
+                                   sampling: .greedy(maxTokens: 64), options: EvaluationOptions(concurrency: 2, requestTimeout: .seconds(120), prompts: .bare),
                                    progress: { if $0.done == 1 { kill(pid, SIGKILL) } })
             Issue.record("the evaluation succeeded although its server was killed")
         } catch let error as EvaluationError {
