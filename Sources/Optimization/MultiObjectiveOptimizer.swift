@@ -2,12 +2,19 @@ import Foundation
 
 /// How `MultiObjectiveOptimizer` proposes points.
 public enum ProposalStrategy: String, Sendable, CaseIterable {
-    /// qEHVI (noise-free observations; the default).
+    /// qEHVI (noise-free observations).
     case qehvi
     /// qNEHVI (noisy observations).
     case qnehvi
+    /// qLogEHVI: the log of a fat-softplus-smoothed qEHVI (Ament et al. 2023), informative where qEHVI is flat.
+    case qlogehvi
+    /// qLogNEHVI: the same smoothing of qNEHVI.
+    case qlognehvi
     /// Plain scrambled Sobol points (a baseline; no models).
     case sobol
+
+    /// True for the log-smoothed variants.
+    public var isLog: Bool { self == .qlogehvi || self == .qlognehvi }
 }
 
 /// Settings of a `MultiObjectiveOptimizer`.
@@ -26,6 +33,8 @@ public struct MultiObjectiveOptimizerConfiguration: Sendable {
     public var seed: UInt64
     /// MC samples of the acquisition (and of qNEHVI's baseline pruning).
     public var mcSamples: Int
+    /// τ of the log variants, in units of each objective's training standard deviation.
+    public var logTemperature: Double = HypervolumeAcquisition.defaultLogTemperature
     public var acquisitionOptions: AcquisitionOptimizationOptions
     public var fitOptions: GPFitOptions
 
@@ -164,13 +173,16 @@ public struct MultiObjectiveOptimizer: Sendable {
             let seed = stepSeed(UInt64(k))
             let conditioning = pending + chosen
             let acquisition: HypervolumeAcquisition
+            let tau: Double? = configuration.strategy.isLog ? configuration.logTemperature : nil
             switch configuration.strategy {
-            case .qehvi:
+            case .qehvi, .qlogehvi:
                 acquisition = try .qEHVI(models: models, observedY: observedY, referencePoint: reference,
-                                         pending: conditioning, samples: configuration.mcSamples, seed: seed)
-            case .qnehvi, .sobol:
+                                         pending: conditioning, samples: configuration.mcSamples, seed: seed,
+                                         logTemperature: tau)
+            case .qnehvi, .qlognehvi, .sobol:
                 acquisition = try .qNEHVI(models: models, observedX: observedX, referencePoint: reference,
-                                          pending: conditioning, samples: configuration.mcSamples, seed: seed)
+                                          pending: conditioning, samples: configuration.mcSamples, seed: seed,
+                                          logTemperature: tau)
             }
             let best = try AcquisitionOptimizer.maximize(acquisition, options: configuration.acquisitionOptions,
                                                          avoiding: observedX + conditioning, seed: seed)

@@ -48,7 +48,7 @@ struct BenchOptimizerCommand: ParsableCommand {
     @Option(help: "Batch size q.")
     var batch: Int = 4
 
-    @Option(help: "qehvi, qnehvi or sobol.")
+    @Option(help: "\(ProposalStrategy.allCases.map(\.rawValue).joined(separator: ", ")).")
     var acquisition: ProposalStrategy = .qehvi
 
     @Option(help: "Seed of the design, the fits and the acquisition.")
