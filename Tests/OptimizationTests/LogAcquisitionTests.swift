@@ -2,10 +2,11 @@ import Foundation
 import Testing
 @testable import Optimization
 
-/// fatplus(x; τ) by its definition, in the linear domain (the reference for `FatSoftplus.log`).
+/// fatplus(x; τ) by its definition, in the linear domain (the reference for `FatSoftplus.log`); softplus
+/// as max(u, 0) + log1p(e^−|u|) so that it does not overflow.
 private func fatplusDirect(_ x: Double, _ tau: Double) -> Double {
     let u = x / tau
-    return tau * (log1p(exp(u)) + FatSoftplus.alpha / (1 + u * u))
+    return tau * (max(u, 0) + log1p(exp(-abs(u))) + FatSoftplus.alpha / (1 + u * u))
 }
 
 /// A random M = 2 or 3 front above the reference point 0 and its non-dominated cells.
