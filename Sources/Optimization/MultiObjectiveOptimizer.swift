@@ -6,7 +6,8 @@ public enum ProposalStrategy: String, Sendable, CaseIterable {
     case qehvi
     /// qNEHVI (noisy observations).
     case qnehvi
-    /// qLogEHVI: the log of a fat-softplus-smoothed qEHVI (Ament et al. 2023), informative where qEHVI is flat.
+    /// qLogEHVI: the log of a fat-softplus-smoothed qEHVI (Ament et al. 2023), informative where qEHVI is flat
+    /// (the default: better final hypervolume on ZDT1, DTLZ2 and BraninCurrin, `Benchmarks/optimizer/RESULTS.md`).
     case qlogehvi
     /// qLogNEHVI: the same smoothing of qNEHVI.
     case qlognehvi
@@ -38,9 +39,9 @@ public struct MultiObjectiveOptimizerConfiguration: Sendable {
     public var acquisitionOptions: AcquisitionOptimizationOptions
     public var fitOptions: GPFitOptions
 
-    /// Defaults: initial design 2(D+1) points, qEHVI, 128 MC samples, 10 restarts, 512 raw samples.
+    /// Defaults: initial design 2(D+1) points, qLogEHVI, 128 MC samples, 10 restarts, 512 raw samples.
     public init(dimension: Int, objectives: Int, referencePoint: [Double]? = nil, initialDesignSize: Int? = nil,
-                strategy: ProposalStrategy = .qehvi, seed: UInt64 = 0, mcSamples: Int = 128, restarts: Int = 10,
+                strategy: ProposalStrategy = .qlogehvi, seed: UInt64 = 0, mcSamples: Int = 128, restarts: Int = 10,
                 rawSamples: Int = 512, fitOptions: GPFitOptions = GPFitOptions(randomRestarts: 2)) {
         self.dimension = dimension
         self.objectives = objectives

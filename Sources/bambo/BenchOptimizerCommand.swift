@@ -49,7 +49,7 @@ struct BenchOptimizerCommand: ParsableCommand {
     var batch: Int = 4
 
     @Option(help: "\(ProposalStrategy.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var acquisition: ProposalStrategy = .qehvi
+    var acquisition: ProposalStrategy = .qlogehvi
 
     @Option(help: "Seed of the design, the fits and the acquisition.")
     var seed: UInt64 = 0
