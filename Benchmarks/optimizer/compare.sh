@@ -7,7 +7,8 @@
 # Usage: Benchmarks/optimizer/compare.sh [seed ...]      (default seeds: 0 1 2 3 4)
 # Environment: BAMBO (default .build/release/bambo; build with `swift build -c release --product bambo`),
 #              PYTHON (default /tmp/botorch-venv/bin/python, a venv with `pip install torch==2.13.0 botorch`),
-#              ITERATIONS (default 20), PROBLEMS (default "branin-currin zdt1 dtlz2").
+#              ITERATIONS (default 20), PROBLEMS (default "branin-currin zdt1 dtlz2"),
+#              BAMBO_ACQUISITION (default qehvi, like the BoTorch side; qlogehvi is BAMBO's default).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -33,19 +34,21 @@ flags_for() {
   esac
 }
 
-common=(--initial 8 --iterations "$iterations" --batch 4 --acquisition qehvi --mc-samples 128 --restarts 10 --raw-samples 512)
+common=(--initial 8 --iterations "$iterations" --batch 4 --mc-samples 128 --restarts 10 --raw-samples 512)
+bambo_acquisition="${BAMBO_ACQUISITION:-qehvi}"
 
 for seed in "${seeds[@]}"; do
   for problem in "${problems[@]}"; do
     read -r -a extra <<< "$(flags_for "$problem")"
     out="$results/bambo-$problem-$seed.json"
     echo "bambo   $problem seed $seed" >&2
-    "$bambo" bench optimizer --problem "$problem" "${extra[@]}" "${common[@]}" --seed "$seed" --json > "$out.tmp"
+    "$bambo" bench optimizer --problem "$problem" "${extra[@]}" "${common[@]}" --acquisition "$bambo_acquisition" \
+      --seed "$seed" --json > "$out.tmp"
     mv "$out.tmp" "$out"
     max_hv="$("$python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["maxHypervolume"])' "$out")"
     out="$results/botorch-$problem-$seed.json"
     echo "botorch $problem seed $seed" >&2
-    "$python" "$here/botorch_run.py" --problem "$problem" "${extra[@]}" "${common[@]}" --seed "$seed" \
+    "$python" "$here/botorch_run.py" --problem "$problem" "${extra[@]}" "${common[@]}" --acquisition qehvi --seed "$seed" \
       --max-hv "$max_hv" > "$out.tmp"
     mv "$out.tmp" "$out"
   done

@@ -60,7 +60,7 @@ public struct BayesianProposer: Proposer {
     private var steps = 0
 
     /// - Parameters:
-    ///   - strategy: `.qehvi` or `.qnehvi`.
+    ///   - strategy: `.qehvi`, `.qnehvi`, `.qlogehvi` or `.qlognehvi`.
     ///   - fallback: the Sobol sequence to continue while too few trials are scored.
     public init(strategy: ProposalStrategy, dimension: Int, seed: UInt64, fallback: SobolProposer) {
         self.strategy = strategy

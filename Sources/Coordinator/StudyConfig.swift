@@ -151,7 +151,7 @@ public enum EvaluatorKinds {
 
 /// Acquisitions a study may name.
 public enum Acquisitions {
-    public static let known = ["qehvi", "qnehvi", "sobol"]
+    public static let known = ["qehvi", "qnehvi", "qlogehvi", "qlognehvi", "sobol"]
 }
 
 extension StudyConfig {

@@ -46,6 +46,14 @@ public protocol BatchAcquisitionFunction: Sendable {
 /// f_B = μ_B + L_BB ε_B (fixed, computed once), f_C = μ_C + L_CB ε_B + L_CC ε_C. The gradient runs
 /// HVI → samples → (μ_C, L_CB, L_CC) → (Σ_CB, Σ_CC) by the Cholesky backward → inputs by
 /// `JointPosterior.pullback`.
+///
+/// **Log variants** (qLogEHVI / qLogNEHVI, after Ament et al. 2023): with `logTemperature` τ set, the value is
+/// log E[smoothed HVI] instead of E[HVI], each sample's improvement replaced by
+/// `BoxDecomposition.logSmoothedHypervolumeImprovement` (fat-softplus sides, τ in units of each objective's
+/// training standard deviation, see `objectiveScales`) and the mean over samples taken by log-mean-exp. The
+/// exact HVI is exactly 0 (and flat) wherever no sample improves, which for a confident model is almost all
+/// of the cube; the log variant stays finite there and its gradient points towards improvement. Same argmax
+/// structure as τ → 0: log of the exact qEHVI (in scaled units) wherever that is positive.
 public struct HypervolumeAcquisition: BatchAcquisitionFunction {
     /// Which variant.
     public enum Kind: String, Sendable, CaseIterable {
@@ -60,6 +68,11 @@ public struct HypervolumeAcquisition: BatchAcquisitionFunction {
     public let conditioningPoints: [[Double]]
     /// Number of MC samples.
     public let sampleCount: Int
+    /// nil: the exact MC qEHVI/qNEHVI; τ: the log variant (see the type's documentation).
+    public let logTemperature: Double?
+    /// Per objective, the unit of the log variant's objective space (the model's training-output standard
+    /// deviation): its value is log E[HVI] of y_m / scale_m. All 1 for the exact variant.
+    public let objectiveScales: [Double]
 
     let objectiveCount: Int
     /// Base samples: per sample s, per objective m, the `conditioningPoints.count + candidateCount` normals.
@@ -73,18 +86,22 @@ public struct HypervolumeAcquisition: BatchAcquisitionFunction {
 
     static let jitter = JitterPolicy(initialRelative: 1e-8, growth: 10, maxRetries: 6)
 
+    /// Default τ of the log variants (BoTorch's `TAU_RELU`), in units of `objectiveScales`.
+    public static let defaultLogTemperature = 1e-6
+
     /// qEHVI over the observed outcomes `observedY` (n × M, all maximized).
     /// - Parameters:
     ///   - pending: inputs already dispatched but not evaluated.
     ///   - candidateCount: q, the number of points evaluated jointly (1 for sequential-greedy use).
     ///   - samples: MC samples (128 is BoTorch's default).
     ///   - seed: seeds the base samples.
+    ///   - logTemperature: nil for qEHVI, τ > 0 for qLogEHVI.
     public static func qEHVI(models: IndependentGPs, observedY: [[Double]], referencePoint: [Double],
                              pending: [[Double]] = [], candidateCount: Int = 1, samples: Int = 128,
-                             seed: UInt64 = 0) throws -> HypervolumeAcquisition {
+                             seed: UInt64 = 0, logTemperature: Double? = nil) throws -> HypervolumeAcquisition {
         try HypervolumeAcquisition(kind: .qehvi, models: models, fixedFront: observedY, conditioningPoints: pending,
                                    referencePoint: referencePoint, candidateCount: candidateCount, samples: samples,
-                                   seed: seed)
+                                   seed: seed, logTemperature: logTemperature)
     }
 
     /// qNEHVI over the observed inputs `observedX` (their outcomes enter only through the models).
@@ -94,19 +111,24 @@ public struct HypervolumeAcquisition: BatchAcquisitionFunction {
     ///     much and cost time.
     public static func qNEHVI(models: IndependentGPs, observedX: [[Double]], referencePoint: [Double],
                               pending: [[Double]] = [], candidateCount: Int = 1, samples: Int = 128,
-                              seed: UInt64 = 0, pruneBaseline: Bool = true) throws -> HypervolumeAcquisition {
+                              seed: UInt64 = 0, pruneBaseline: Bool = true,
+                              logTemperature: Double? = nil) throws -> HypervolumeAcquisition {
         var baseline = observedX
         if pruneBaseline && observedX.count > 1 {
             baseline = try prune(observedX, models: models, samples: samples, seed: seed ^ 0x5EED_BA5E)
         }
         return try HypervolumeAcquisition(kind: .qnehvi, models: models, fixedFront: [],
                                           conditioningPoints: baseline + pending, referencePoint: referencePoint,
-                                          candidateCount: candidateCount, samples: samples, seed: seed)
+                                          candidateCount: candidateCount, samples: samples, seed: seed,
+                                          logTemperature: logTemperature)
     }
 
     init(kind: Kind, models: IndependentGPs, fixedFront: [[Double]], conditioningPoints: [[Double]],
-         referencePoint: [Double], candidateCount: Int, samples: Int, seed: UInt64) throws {
+         referencePoint: [Double], candidateCount: Int, samples: Int, seed: UInt64, logTemperature: Double?) throws {
         let m = models.objectiveCount, d = models.models[0].dimension
+        if let tau = logTemperature, !(tau > 0 && tau.isFinite) {
+            throw AcquisitionError.invalidInput("logTemperature must be a finite value > 0, got \(tau)")
+        }
         guard referencePoint.count == m, referencePoint.allSatisfy(\.isFinite) else {
             throw AcquisitionError.invalidInput("referencePoint needs \(m) finite values, got \(referencePoint)")
         }
@@ -164,7 +186,13 @@ public struct HypervolumeAcquisition: BatchAcquisitionFunction {
         self.objectiveCount = m
         self.normals = normals
         self.conditioningFactors = factors
-        self.cellsPerSample = cellsPerSample
+        let scales = logTemperature == nil ? [Double](repeating: 1, count: m)
+            : models.models.map { $0.trainingSet.outputStandardDeviation }.map { $0 > 0 && $0.isFinite ? $0 : 1 }
+        self.logTemperature = logTemperature
+        self.objectiveScales = scales
+        self.cellsPerSample = logTemperature == nil ? cellsPerSample : cellsPerSample.map { cells in
+            cells.map { HyperRectangle(lower: zip($0.lower, scales).map { $0 / $1 }, upper: zip($0.upper, scales).map { $0 / $1 }) }
+        }
     }
 
     /// Cholesky factor of a posterior covariance block, its diagonal first floored at 10⁻¹⁰ of the model's
@@ -225,11 +253,10 @@ public struct HypervolumeAcquisition: BatchAcquisitionFunction {
         }
         let rows = try Matrix(conditioningPoints + candidates)
         let samplers = try (0..<m).map { try sampler(objective: $0, rows: rows) }
-        // Gradients accumulated over samples: ∂/∂μ_C, ∂/∂L_CC, ∂/∂V.
-        var dMean = [[Double]](repeating: [Double](repeating: 0, count: q), count: m)
-        var dLcc = [Matrix](repeating: Matrix(rows: q, columns: q), count: m)
-        var dV = [Matrix](repeating: Matrix(rows: nb, columns: q), count: m)
-        var total = 0.0
+        // Per sample: the improvement (exact) or its smoothed log (log variant), and its gradient in y.
+        var perSample = [Double](repeating: 0, count: sampleCount)
+        var perSampleGradient: [[[Double]]] = []
+        if withGradient { perSampleGradient.reserveCapacity(sampleCount) }
         var y = [[Double]](repeating: [Double](repeating: 0, count: m), count: q)
         for s in 0..<sampleCount {
             for j in 0..<m {
@@ -238,46 +265,65 @@ public struct HypervolumeAcquisition: BatchAcquisitionFunction {
                     var value = sp.mean[a]
                     for i in 0..<nb { value += sp.v[i, a] * eps[i] }
                     for b in 0...a { value += sp.lcc.lower[a, b] * eps[nb + b] }
-                    y[a][j] = value
+                    y[a][j] = value / objectiveScales[j]
                 }
             }
             let cells = cellsPerSample.count == 1 ? cellsPerSample[0] : cellsPerSample[s]
-            if withGradient {
-                let r = try BoxDecomposition.hypervolumeImprovementWithGradient(of: y, cells: cells)
-                total += r.value
-                for j in 0..<m {
-                    let eps = normals[s][j]
-                    for a in 0..<q {
-                        let g = r.gradient[a][j]
-                        if g == 0 { continue }
-                        dMean[j][a] += g
-                        for i in 0..<nb { dV[j][i, a] += g * eps[i] }
-                        for b in 0...a { dLcc[j][a, b] += g * eps[nb + b] }
-                    }
-                }
+            let r: (value: Double, gradient: [[Double]])
+            if let tau = logTemperature {
+                r = try BoxDecomposition.logSmoothedHypervolumeImprovement(of: y, cells: cells, temperature: tau,
+                                                                           withGradient: withGradient)
+            } else if withGradient {
+                r = try BoxDecomposition.hypervolumeImprovementWithGradient(of: y, cells: cells)
             } else {
-                total += try BoxDecomposition.hypervolumeImprovement(of: y, cells: cells)
+                r = (try BoxDecomposition.hypervolumeImprovement(of: y, cells: cells), [])
+            }
+            perSample[s] = r.value
+            if withGradient { perSampleGradient.append(r.gradient) }
+        }
+        // The mean over samples (log variant: log-mean-exp) and each sample's weight in its gradient.
+        let value: Double
+        var weights: [Double]
+        if logTemperature != nil {
+            let lse = logSumExp(perSample)
+            value = lse - log(Double(sampleCount))
+            weights = lse.isFinite ? perSample.map { exp($0 - lse) } : [Double](repeating: 0, count: sampleCount)
+        } else {
+            value = perSample.reduce(0, +) / Double(sampleCount)
+            weights = [Double](repeating: 1 / Double(sampleCount), count: sampleCount)
+        }
+        guard withGradient else { return (value, []) }
+        // Gradients accumulated over samples: ∂/∂μ_C, ∂/∂L_CC, ∂/∂V.
+        var dMean = [[Double]](repeating: [Double](repeating: 0, count: q), count: m)
+        var dLcc = [Matrix](repeating: Matrix(rows: q, columns: q), count: m)
+        var dV = [Matrix](repeating: Matrix(rows: nb, columns: q), count: m)
+        for s in 0..<sampleCount where weights[s] != 0 {
+            for j in 0..<m {
+                let eps = normals[s][j]
+                for a in 0..<q {
+                    let g = weights[s] * perSampleGradient[s][a][j] / objectiveScales[j]
+                    if g == 0 { continue }
+                    dMean[j][a] += g
+                    for i in 0..<nb { dV[j][i, a] += g * eps[i] }
+                    for b in 0...a { dLcc[j][a, b] += g * eps[nb + b] }
+                }
             }
         }
-        let scale = 1 / Double(sampleCount)
-        guard withGradient else { return (total * scale, []) }
         var gradient = [[Double]](repeating: [Double](repeating: 0, count: d), count: q)
         for j in 0..<m {
             let sp = samplers[j]
-            for a in 0..<q { dMean[j][a] *= scale }
-            for k in dLcc[j].elements.indices { dLcc[j].elements[k] *= scale }
             // Schur complement S = Σ_CC − VᵀV, L_CC = chol(S).
             let dS = try sp.lcc.backward(lowerGradient: dLcc[j])
             var covGrad = Matrix(rows: nb + q, columns: nb + q)
             for a in 0..<q { for b in 0..<q { covGrad[nb + a, nb + b] = dS[a, b] } }
             if nb > 0, let lbb = conditioningFactors[j] {
-                // ∂/∂V = scale·Σ_s g ε_B − 2 V ∂S (∂S symmetric); V = L_BB⁻¹ Σ_BC ⇒ ∂/∂Σ_BC = L_BB⁻ᵀ ∂/∂V.
+                // ∂/∂V = Σ_s w_s g ε_B − 2 V ∂S (∂S symmetric); V = L_BB⁻¹ Σ_BC ⇒ ∂/∂Σ_BC = L_BB⁻ᵀ ∂/∂V.
                 var gv = dV[j]
                 for i in 0..<nb {
                     for a in 0..<q {
                         var s = 0.0
                         for b in 0..<q { s += sp.v[i, b] * dS[b, a] }
-                        gv[i, a] = gv[i, a] * scale - 2 * s
+                        gv[i, a] -= 2 * s
                     }
                 }
                 let dSbc = try lbb.solveUpper(gv)
@@ -287,7 +333,7 @@ public struct HypervolumeAcquisition: BatchAcquisitionFunction {
             let dx = try sp.posterior.pullback(meanGradient: meanGrad, covarianceGradient: covGrad)
             for a in 0..<q { for c in 0..<d { gradient[a][c] += dx[nb + a, c] } }
         }
-        return (total * scale, gradient)
+        return (value, gradient)
     }
 
     /// Observed inputs that are Pareto-optimal in at least one joint posterior sample.

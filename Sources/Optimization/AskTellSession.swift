@@ -4,7 +4,7 @@ import Foundation
 /// the line it returns (nil for a blank line).
 ///
 /// Lines (all objectives maximized, x in [0,1]^dim):
-/// - first: `{"dim": D, "objectives": M, "seed": S, "acquisition": "qehvi"|"qnehvi", "refPoint": [..]?,
+/// - first: `{"dim": D, "objectives": M, "seed": S, "acquisition": "qehvi"|"qnehvi"|"qlogehvi"|"qlognehvi", "refPoint": [..]?,
 ///   "initial": N0?}`, also accepted: `"mcSamples"`, `"restarts"`, `"rawSamples"` (defaults 128, 10, 512);
 ///   answered `{"ok": true}`.
 /// - `{"tell": [{"x": [...], "y": [...]}, …]}` → `{"ok": true, "observations": n}`.
@@ -90,14 +90,17 @@ public struct AskTellSession: Sendable {
         let dim = try integer(object["dim"], field: "dim", range: 1...SobolSequence.maximumDimension)
         let objectives = try integer(object["objectives"], field: "objectives", range: 1...20)
         let seed = try integer(object["seed"], field: "seed", range: 0...(1 << 53))
-        guard let name = object["acquisition"] as? String, let kind = HypervolumeAcquisition.Kind(rawValue: name) else {
-            throw AcquisitionError.invalidInput("\"acquisition\" must be \"qehvi\" or \"qnehvi\"")
+        let modelBased = ProposalStrategy.allCases.filter { $0 != .sobol }
+        guard let name = object["acquisition"] as? String, let strategy = ProposalStrategy(rawValue: name),
+              strategy != .sobol else {
+            throw AcquisitionError.invalidInput(
+                "\"acquisition\" must be one of \(modelBased.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))")
         }
         let reference = try object["refPoint"].map { try numbers($0, field: "refPoint") }
         let initial = try object["initial"].map { try integer($0, field: "initial", range: 2...100_000) }
         return MultiObjectiveOptimizerConfiguration(
             dimension: dim, objectives: objectives, referencePoint: reference, initialDesignSize: initial,
-            strategy: kind == .qehvi ? .qehvi : .qnehvi, seed: UInt64(seed),
+            strategy: strategy, seed: UInt64(seed),
             mcSamples: try object["mcSamples"].map { try integer($0, field: "mcSamples", range: 1...65_536) } ?? 128,
             restarts: try object["restarts"].map { try integer($0, field: "restarts", range: 1...1000) } ?? 10,
             rawSamples: try object["rawSamples"].map { try integer($0, field: "rawSamples", range: 1...1_000_000) } ?? 512)

@@ -36,25 +36,8 @@ extension BoxDecomposition {
         let objectiveCount = firstCell.lower.count
         try ParetoValidation.checkPoints(newPoints, objectiveCount: objectiveCount, what: "newPoints")
         let q = newPoints.count
-        // Component-wise minimum of every non-empty subset (bit i = point i) and which point attains it,
-        // built from the subset without its lowest point.
+        let (minima, argmin) = subsetMinima(of: newPoints, objectiveCount: objectiveCount)
         let subsetCount = 1 << q
-        var minima = [Double](repeating: .infinity, count: subsetCount * objectiveCount)
-        var argmin = [Int](repeating: 0, count: subsetCount * objectiveCount)
-        for mask in 1..<subsetCount {
-            let lowest = mask.trailingZeroBitCount
-            let rest = mask & (mask - 1)
-            for m in 0..<objectiveCount {
-                let value = newPoints[lowest][m]
-                if rest == 0 || value < minima[rest * objectiveCount + m] {
-                    minima[mask * objectiveCount + m] = value
-                    argmin[mask * objectiveCount + m] = lowest
-                } else {
-                    minima[mask * objectiveCount + m] = minima[rest * objectiveCount + m]
-                    argmin[mask * objectiveCount + m] = argmin[rest * objectiveCount + m]
-                }
-            }
-        }
         var total = 0.0
         var gradient = [[Double]](repeating: [Double](repeating: 0, count: objectiveCount), count: q)
         var sides = [Double](repeating: 0, count: objectiveCount)
@@ -77,5 +60,29 @@ extension BoxDecomposition {
             }
         }
         return (total, gradient)
+    }
+
+    /// Component-wise minimum of every non-empty subset of `points` (bit i of the mask = point i) and the point
+    /// attaining it, flattened as [mask · objectiveCount + m]; each subset is built from the one without its
+    /// lowest point.
+    static func subsetMinima(of points: [[Double]], objectiveCount: Int) -> (minima: [Double], argmin: [Int]) {
+        let subsetCount = 1 << points.count
+        var minima = [Double](repeating: .infinity, count: subsetCount * objectiveCount)
+        var argmin = [Int](repeating: 0, count: subsetCount * objectiveCount)
+        for mask in 1..<subsetCount {
+            let lowest = mask.trailingZeroBitCount
+            let rest = mask & (mask - 1)
+            for m in 0..<objectiveCount {
+                let value = points[lowest][m]
+                if rest == 0 || value < minima[rest * objectiveCount + m] {
+                    minima[mask * objectiveCount + m] = value
+                    argmin[mask * objectiveCount + m] = lowest
+                } else {
+                    minima[mask * objectiveCount + m] = minima[rest * objectiveCount + m]
+                    argmin[mask * objectiveCount + m] = argmin[rest * objectiveCount + m]
+                }
+            }
+        }
+        return (minima, argmin)
     }
 }

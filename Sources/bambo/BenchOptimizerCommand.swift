@@ -48,8 +48,8 @@ struct BenchOptimizerCommand: ParsableCommand {
     @Option(help: "Batch size q.")
     var batch: Int = 4
 
-    @Option(help: "qehvi, qnehvi or sobol.")
-    var acquisition: ProposalStrategy = .qehvi
+    @Option(help: "Acquisition: qlogehvi/qlognehvi (log-smoothed, Ament et al. 2023), qehvi/qnehvi (exact MC), or sobol.")
+    var acquisition: ProposalStrategy = .qlogehvi
 
     @Option(help: "Seed of the design, the fits and the acquisition.")
     var seed: UInt64 = 0

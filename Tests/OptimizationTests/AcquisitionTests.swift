@@ -4,7 +4,7 @@ import Testing
 
 /// Two GPs (fixed hyper-parameters, no fitting) on a small 2-D data set, the observed outcomes and a
 /// reference point: the fixture of the acquisition tests.
-private struct AcquisitionFixture {
+struct AcquisitionFixture {
     let x: [[Double]]
     let y: [[Double]]
     let models: IndependentGPs

@@ -50,7 +50,7 @@ struct MultiObjectiveOptimizerTests {
         }
     }
 
-    @Test("Same seed and calls give the same proposals; another seed differs", arguments: [ProposalStrategy.qehvi, .qnehvi])
+    @Test("Same seed and calls give the same proposals; another seed differs", arguments: [ProposalStrategy.qehvi, .qnehvi, .qlogehvi, .qlognehvi])
     func deterministic(strategy: ProposalStrategy) throws {
         let problem = BraninCurrin()
         func proposals(seed: UInt64) throws -> [[Double]] {
