@@ -163,6 +163,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--batch", type=int, default=32, help="base batch size")
     parser.add_argument("--ft-batch", type=int, default=32, help="fine-tuning batch size")
     parser.add_argument("--mc-fraction", type=float, default=0.4, help="share of multiple-choice batches")
+    parser.add_argument("--init", help="start the base from this model directory (continued training) "
+                                       "instead of seeded random weights")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (fixed for reproducibility; 1 is fastest on a shared 2-core machine)")
     args = parser.parse_args(argv)
@@ -191,6 +193,13 @@ def main(argv: list[str]) -> int:
     encoder.check_against(tokenizer_dir, samples)
 
     base = tiny_qwen3.random_model(args.seed)
+    if args.init:
+        from safetensors.torch import load_file
+
+        missing, unexpected = base.load_state_dict(load_file(os.path.join(args.init, "model.safetensors")), strict=False)
+        assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)
+        base.tie_weights()
+        print(f"base starts from {args.init}", flush=True)
     print(f"parameters: {sum(p.numel() for p in base.parameters())}", flush=True)
     train(base, Sampler(train_pairs, random.Random(args.seed + 10), encoder, "base", args.mc_fraction),
           args.base_steps, args.base_lr, args.batch, warmup=min(50, max(1, args.base_steps // 10)), label="base")
