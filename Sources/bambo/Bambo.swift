@@ -30,6 +30,7 @@ struct Bambo: AsyncParsableCommand {
             LogCommand.self,
             StatusCommand.self,
             ExportCommand.self,
+            DemoCommand.self,
             KeygenCommand.self,
             AskTellCommand.self,
             BenchCommand.self,
