@@ -134,6 +134,7 @@ struct DemoCommand: ParsableCommand {
             Foundation.exit(128 + number)
         }
 
+        let progress = DemoProgress(archive: archiveURL, events: eventsURL, fromEnd: resuming, started: started)
         let coordinator = try DemoChild(
             name: "coordinator",
             arguments: [executable.path, "coordinator", "--study", studyFile.path, "--archive", archiveURL.path,
@@ -149,7 +150,7 @@ struct DemoCommand: ParsableCommand {
                 fail("demo: the coordinator \(end) before listening; last lines of \(coordinator.logFile.path):\n\(coordinator.logTail())")
             }
             if Date() > listenDeadline { fail("demo: the coordinator did not listen within 300 s; see \(coordinator.logFile.path)") }
-            let log = (try? String(contentsOf: coordinator.logFile, encoding: .utf8)) ?? ""
+            let log = coordinator.logText()
             if let range = log.range(of: #"listening on tcp://127\.0\.0\.1:[0-9]+"#, options: .regularExpression) {
                 endpoint = String(log[range].dropFirst("listening on ".count))
             } else {
@@ -172,8 +173,8 @@ struct DemoCommand: ParsableCommand {
         }
         Terminal.error("demo: coordinator on \(endpoint!), \(workers) worker(s) started; following \(eventsURL.lastPathComponent)")
 
-        let progress = DemoProgress(archive: archiveURL, events: eventsURL, fromEnd: resuming, started: started)
         var workerExitedAt: Date?
+        let workersStarted = Date()
         while true {
             if let number = stop.signal { interrupted(number) }
             progress.drain()
@@ -192,6 +193,10 @@ struct DemoCommand: ParsableCommand {
                     fail("demo: \(worker.name) \(end) unexpectedly; last lines of \(worker.logFile.path):\n\(worker.logTail())")
                 }
                 if workerExitedAt == nil { workerExitedAt = Date() }
+            }
+            if progress.workersJoined == 0 && Date().timeIntervalSince(workersStarted) > 180 {
+                let tails = children.dropFirst().map { "\($0.logFile.path):\n\($0.logTail(lines: 5))" }.joined(separator: "\n")
+                fail("demo: no worker joined the coordinator within 180 s; last lines of the worker logs:\n\(tails)")
             }
             if let workerExitedAt, Date().timeIntervalSince(workerExitedAt) > 60 {
                 let gone = children.dropFirst().filter { !$0.isRunning }.map(\.name).joined(separator: ", ")

@@ -21,12 +21,15 @@ final class DemoChild {
     let name: String
     let pid: pid_t
     let logFile: URL
+    /// The log's size before this child started: what it writes comes after (a resumed demo appends).
+    let logStart: UInt64
     private(set) var termination: Termination?
 
     /// Starts `arguments[0]` (a path) with `environment`.
     init(name: String, arguments: [String], environment: [String: String], logFile: URL) throws {
         self.name = name
         self.logFile = logFile
+        logStart = ((try? FileManager.default.attributesOfItem(atPath: logFile.path))?[.size] as? NSNumber)?.uint64Value ?? 0
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -77,11 +80,19 @@ final class DemoChild {
         if isRunning { kill(pid, signal) }
     }
 
-    /// The log's last `lines` lines.
+    /// What this child wrote to its log so far.
+    func logText() -> String {
+        guard let handle = FileHandle(forReadingAtPath: logFile.path) else { return "" }
+        defer { try? handle.close() }
+        try? handle.seek(toOffset: logStart)
+        return String(decoding: handle.availableData, as: UTF8.self)
+    }
+
+    /// The last `lines` lines this child wrote to its log.
     func logTail(lines: Int = 20) -> String {
-        guard let data = try? Data(contentsOf: logFile) else { return "(no log at \(logFile.path))" }
-        let text = String(decoding: data.suffix(64 * 1024), as: UTF8.self)
-        return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines + 1).joined(separator: "\n")
+        let text = logText()
+        guard !text.isEmpty else { return "(nothing in \(logFile.path))" }
+        return text.split(separator: "\n").suffix(lines).joined(separator: "\n")
     }
 
     /// Stops `children` and everything they started: SIGTERM to each running child (the coordinator

@@ -12,18 +12,21 @@ final class DemoProgress {
     private let started: Date
     private let color = Terminal.stderrIsTerminal
     private var handle: FileHandle?
-    private var skipExisting: Bool
+    /// Where the new events start in the file (its size when a resumed study began).
+    private let startOffset: UInt64
     private var buffer = Data()
     private var statusDue = false
     private var lastStatus = Date()
+    /// `worker.joined` events seen (a worker that cannot reach the coordinator never joins).
+    private(set) var workersJoined = 0
     /// Events too frequent or too internal for the demo's screen (they stay in the log).
     static let quiet: Set<String> = ["trial.progress", "objectives.updated", "worker.heartbeat"]
 
-    /// `fromEnd`: skip the events already in the file (a resumed study).
+    /// `fromEnd`: skip the events already in the file (a resumed study); make it before the coordinator starts.
     init(archive: URL, events: URL, fromEnd: Bool, started: Date) {
         self.archive = archive
         self.events = events
-        self.skipExisting = fromEnd
+        startOffset = fromEnd ? ((try? FileManager.default.attributesOfItem(atPath: events.path))?[.size] as? NSNumber)?.uint64Value ?? 0 : 0
         self.started = started
     }
 
@@ -31,7 +34,7 @@ final class DemoProgress {
     func drain() {
         if handle == nil {
             guard let opened = FileHandle(forReadingAtPath: events.path) else { return }
-            if skipExisting { _ = try? opened.seekToEnd() }
+            try? opened.seek(toOffset: startOffset)
             handle = opened
         }
         guard let handle else { return }
@@ -42,6 +45,7 @@ final class DemoProgress {
             let line = buffer[buffer.startIndex..<newline]
             buffer = Data(buffer[buffer.index(after: newline)...])
             guard let event = try? EventRecord(jsonLine: Data(line)) else { continue }
+            if event.kind == "worker.joined" { workersJoined += 1 }
             if ["trial.completed", "trial.failed", "study.state"].contains(event.kind) { statusDue = true }
             guard !Self.quiet.contains(event.kind) else { continue }
             Terminal.error(EventFormatter.line(event, color: color))

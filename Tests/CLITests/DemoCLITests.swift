@@ -146,7 +146,9 @@ import Glibc
         defer { try? FileManager.default.removeItem(at: scratch) }
         let out = scratch.appendingPathComponent("demo-out")
         let family = try Self.familyArguments(python: python, scratch: scratch)
-        let arguments = ["demo", "--out", out.path, "--budget", String(Self.budget)] + family
+        // 3 anchors + 1 Sobol point: interrupted after the first, resumed for the rest.
+        let budget = 4
+        let arguments = ["demo", "--out", out.path, "--budget", String(budget)] + family
         let demo = try DemoProcess(arguments, in: Self.repositoryRoot, environment: ["BAMBO_PYTHON": python])
 
         // Mid-run: a trial completed, so the coordinator, both workers and their servers are up.
@@ -166,12 +168,12 @@ import Glibc
 
         // The archive is intact and not finished; the same command finishes the study from it.
         let stopped = try Self.status(out)
-        #expect(stopped.state == "running" && stopped.completed >= 1 && stopped.completed < Self.budget, "\(stopped)")
+        #expect(stopped.state == "running" && stopped.completed >= 1 && stopped.completed < budget, "\(stopped)")
         let again = try DemoProcess.run(arguments, in: Self.repositoryRoot, environment: ["BAMBO_PYTHON": python])
         #expect(again.status == 0, "\(again.output)\n\(Self.logs(out))")
         #expect(again.output.contains("resuming the study"))
         let finished = try Self.status(out)
-        #expect(finished.state == "finished" && finished.completed + finished.failed == Self.budget, "\(finished)")
+        #expect(finished.state == "finished" && finished.completed + finished.failed == budget, "\(finished)")
         #expect(finished.completed >= stopped.completed)
         #expect(DemoProcess.processes(marking: out).isEmpty)
     }
@@ -233,16 +235,21 @@ final class DemoProcess {
 
     var output: String { (try? String(contentsOf: outputFile, encoding: .utf8)) ?? "" }
 
-    /// The exit status, or nil (after SIGKILL) when it ran past `timeout` seconds.
+    /// The exit status, or nil when it ran past `timeout` seconds: then it gets SIGINT, and 30 s later
+    /// SIGKILL, and whatever it started is killed too (so a failing test leaves nothing running).
     func wait(timeout: Double) -> Int32? {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(50_000) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            return nil
+        guard process.isRunning else { return process.terminationStatus }
+        kill(process.processIdentifier, SIGINT)
+        let grace = Date().addingTimeInterval(30)
+        while process.isRunning && Date() < grace { usleep(50_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        if let index = process.arguments?.firstIndex(of: "--out"), let out = process.arguments?[index + 1] {
+            for pid in Self.processes(marking: URL(fileURLWithPath: out)) { kill(pid, SIGKILL) }
         }
-        return process.terminationStatus
+        return nil
     }
 
     /// Runs to completion (at most 5 minutes); status and the combined output.
