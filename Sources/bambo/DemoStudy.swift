@@ -50,6 +50,7 @@ enum DemoStudy {
         let (initial, iterations, batch) = plan(budget: budget)
         let models = { (name: String) in family.appendingPathComponent(name).path }
         let benchmarks = benchmarkFiles.map { bench.appendingPathComponent($0).path }
+        let gridAlphas = budget < 16 ? [0.5] : [0.1, 0.3, 0.5, 0.7, 0.9]
         return """
             # Written by `bambo demo` (budget \(budget) = \(initial) warm-start trials + \(iterations) qEHVI batches of \(batch)).
             # The tiny Thinking/Instruct family of cluster/demo (6 layers) on two held-out benchmarks,
@@ -65,6 +66,7 @@ enum DemoStudy {
               kind: harness
               backend: \(backend)
               benchmarks: [\(benchmarks.map(quoted).joined(separator: ", "))]
+              prompts: bare                 # the family was trained on bare questions
               sampling: {temperature: 0, max_tokens: \(maxTokens), seed: 0}
               samples: 1
               concurrency: 16
@@ -73,9 +75,10 @@ enum DemoStudy {
               - {name: reasoning, metric: accuracy, expert: thinking, base: instruct}
               - {name: efficiency, metric: tokens, expert: instruct, base: thinking}
             optimizer: {initial: \(initial), iterations: \(iterations), batch: \(batch), acquisition: qehvi, seed: 0}
-            # TODO(strategies): the model-level grid baseline in the same archive, one line once study
-            # strategies land:
+            # TODO(strategies): the model-level grid baseline (paper §4.3) in the same archive once study
+            # strategies land: uncomment these two lines (the grid's \(gridAlphas.count * 2) trials come on top of the budget).
             # strategies: [bambo, grid]
+            # grid: {methods: [linear, ties], alphas: [\(gridAlphas.map { String($0) }.joined(separator: ", "))]}
 
             """
     }
