@@ -178,6 +178,39 @@ import Glibc
         #expect(DemoProcess.processes(marking: out).isEmpty)
     }
 
+    @Test(.enabled(if: python != nil || isCI, skipNote), .timeLimit(.minutes(6)))
+    func aWorkerThatDiesStopsTheDemoWithItsLogAndLeavesNothingRunning() throws {
+        let python = try #require(Self.python, "CI=true but BAMBO_PYTHON is unset: the demo must run in CI")
+        let scratch = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let out = scratch.appendingPathComponent("demo-out")
+        let family = try Self.familyArguments(python: python, scratch: scratch)
+        let demo = try DemoProcess(["demo", "--out", out.path, "--budget", "3"] + family, in: Self.repositoryRoot,
+                                   environment: ["BAMBO_PYTHON": python])
+        // Wait for a worker's inference server, then SIGKILL that worker: its server is orphaned.
+        var server: pid_t?
+        let deadline = Date().addingTimeInterval(240)
+        while server == nil && demo.process.isRunning && Date() < deadline {
+            server = DemoProcess.processes(marking: out).first {
+                let command = DemoProcess.commandLine($0)
+                return command.contains("transformers") && command.contains("serve")
+            }
+            if server == nil { usleep(100_000) }
+        }
+        let serverPID = try #require(server, "no transformers server appeared: \(demo.output)\n\(Self.logs(out))")
+        let worker = DemoProcess.parent(of: serverPID)
+        #expect(DemoProcess.commandLine(worker).contains(" worker "), "\(DemoProcess.commandLine(worker))")
+        kill(worker, SIGKILL)
+
+        let status = demo.wait(timeout: 120)
+        #expect(status == 1, "\(demo.output)")
+        #expect(demo.output.contains("killed by signal 9 unexpectedly; last lines of"), "\(demo.output)")
+        #expect(demo.output.contains("worker demo-w"))
+        #expect(DemoProcess.processes(marking: out).isEmpty, "left running: \(DemoProcess.processes(marking: out).map(DemoProcess.commandLine))")
+        // The archive is kept for a later resume.
+        #expect(try Self.status(out).state == "running")
+    }
+
     struct Status: CustomStringConvertible {
         var state: String, completed: Int, failed: Int
         var description: String { "state \(state), \(completed) completed, \(failed) failed" }
@@ -257,6 +290,13 @@ final class DemoProcess {
         let demo = try DemoProcess(arguments, in: directory, environment: environment)
         let status = demo.wait(timeout: 300)
         return (status, demo.output)
+    }
+
+    /// The parent process id, from /proc (0 when unknown).
+    static func parent(of pid: pid_t) -> pid_t {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return 0 }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 1 ? pid_t(fields[1]) ?? 0 : 0
     }
 
     static func commandLine(_ pid: pid_t) -> String {
