@@ -38,11 +38,16 @@ struct DemoCommand: ParsableCommand {
 
     enum Backend: String, ExpressibleByArgument, CaseIterable { case transformers, vllm }
 
+    /// The coordinator's heartbeat (s). Workers reconnect after 3 silent beats, and a qEHVI proposal
+    /// step blocks the coordinator's loop for seconds when the inference servers share the 2 cores:
+    /// with 1 s beats the workers reconnected mid-study (and attempts were lost).
+    static let heartbeat = 5
+
     @Option(help: ArgumentHelp("Output directory (created; an existing study.db in it is resumed).", valueName: "dir"))
     var out: String
 
     @Option(help: ArgumentHelp("Evaluations of the block-wise study (≥ 3).", valueName: "n"))
-    var budget: Int = 40
+    var budget: Int = 32
 
     @Option(help: "Workers to start (1–8).")
     var workers: Int = 2
@@ -138,7 +143,7 @@ struct DemoCommand: ParsableCommand {
         let coordinator = try DemoChild(
             name: "coordinator",
             arguments: [executable.path, "coordinator", "--study", studyFile.path, "--archive", archiveURL.path,
-                        "--bind", "tcp://127.0.0.1:*", "--events", "none", "--heartbeat", "1"],
+                        "--bind", "tcp://127.0.0.1:*", "--events", "none", "--heartbeat", String(Self.heartbeat)],
             environment: environment, logFile: logs.appendingPathComponent("coordinator.log"))
         children.append(coordinator)
         Terminal.error("demo: coordinator pid \(coordinator.pid) (profiling and partitioning the family)")

@@ -41,9 +41,11 @@ final class DemoProgress {
         let chunk = handle.availableData
         guard !chunk.isEmpty else { return }
         buffer.append(chunk)
-        while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
-            let line = buffer[buffer.startIndex..<newline]
-            buffer = Data(buffer[buffer.index(after: newline)...])
+        var start = buffer.startIndex
+        defer { buffer = Data(buffer[start...]) }  // one copy per chunk, not per line
+        while let newline = buffer[start...].firstIndex(of: UInt8(ascii: "\n")) {
+            let line = buffer[start..<newline]
+            start = buffer.index(after: newline)
             guard let event = try? EventRecord(jsonLine: Data(line)) else { continue }
             if event.kind == "worker.joined" { workersJoined += 1 }
             if ["trial.completed", "trial.failed", "study.state"].contains(event.kind) { statusDue = true }
