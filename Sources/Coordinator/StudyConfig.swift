@@ -141,7 +141,7 @@ public enum EvaluatorKinds {
     public static let known: [String: [String]] = [
         "exec": ["kind", "command", "timeout"],
         "harness": ["kind", "backend", "benchmarks", "sampling", "samples", "mode", "endpoint", "python", "server_args",
-                    "chat_template_kwargs", "concurrency", "request_timeout"],
+                    "chat_template_kwargs", "concurrency", "request_timeout", "prompts"],
     ]
     /// Backends the `harness` evaluator runs.
     public static let harnessBackends = ["transformers", "vllm", "sglang", "openai"]
@@ -476,6 +476,11 @@ struct YAMLReader {
         if let mode = object["mode"] {
             guard case .string(let name) = mode, ["thinking", "instruct"].contains(name) else {
                 throw fail("evaluator.mode", "expected thinking or instruct, got \(describe(mode))")
+            }
+        }
+        if let prompts = object["prompts"] {
+            guard case .string(let name) = prompts, ["standard", "bare"].contains(name) else {
+                throw fail("evaluator.prompts", "expected standard or bare, got \(describe(prompts))")
             }
         }
         try text("evaluator.endpoint", object["endpoint"])

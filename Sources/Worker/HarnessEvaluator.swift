@@ -57,11 +57,16 @@ public actor HarnessEvaluator: Evaluator {
         public var chatTemplateKwargs: [String: Evaluation.JSONValue]?
         public var concurrency: Int
         public var requestTimeout: Double
+        /// `prompts: standard` (instructions for reasoning models, the default) or `bare` (the question
+        /// alone, for models trained on bare questions such as the demo family).
+        public var prompts: PromptTemplates
     }
 
     public static let backends = ["transformers", "vllm", "sglang", "openai"]
     public static let keys = ["kind", "backend", "benchmarks", "sampling", "samples", "mode", "endpoint", "python",
-                              "server_args", "chat_template_kwargs", "concurrency", "request_timeout"]
+                              "server_args", "chat_template_kwargs", "concurrency", "request_timeout", "prompts"]
+    /// The prompt styles of the `prompts` key.
+    public static let promptStyles: [String: PromptTemplates] = ["standard": .standard, "bare": .bare]
     public static let samplingKeys = ["temperature", "top_p", "top_k", "min_p", "max_tokens", "seed"]
 
     /// Reads a `harness` configuration or throws `BAD_TASK` naming the key. Pure.
@@ -134,12 +139,20 @@ public actor HarnessEvaluator: Evaluator {
             guard let object = value.objectValue else { throw bad("chat_template_kwargs", "expected a mapping, e.g. {enable_thinking: false}") }
             kwargs = object.mapValues(convert)
         }
+        var prompts = PromptTemplates.standard
+        if let value = configuration["prompts"], value != .null {
+            guard let name = value.stringValue, let style = promptStyles[name] else {
+                throw bad("prompts", "expected one of \(promptStyles.keys.sorted().joined(separator: ", "))")
+            }
+            prompts = style
+        }
         return Settings(
             backend: backend, benchmarks: paths, sampling: sampling,
             samples: try integer("samples", configuration["samples"], atLeast: 1) ?? 1, instruct: instruct,
             endpoint: endpoint, python: try text("python"), serverArguments: serverArguments, chatTemplateKwargs: kwargs,
             concurrency: try integer("concurrency", configuration["concurrency"], atLeast: 1) ?? 64,
-            requestTimeout: try number("request_timeout", configuration["request_timeout"], in: 0.001...1e9) ?? 3600)
+            requestTimeout: try number("request_timeout", configuration["request_timeout"], in: 0.001...1e9) ?? 3600,
+            prompts: prompts)
     }
 
     /// The protocol's JSON value as the evaluation library's.
@@ -159,7 +172,7 @@ public actor HarnessEvaluator: Evaluator {
         let loaded = try loadBenchmarks(settings.benchmarks)
         let backend = await backend(for: settings, environment: job.environment)
         var options = EvaluationOptions(samples: settings.samples, concurrency: settings.concurrency,
-                                        requestTimeout: .milliseconds(Int64(settings.requestTimeout * 1000)))
+                                        requestTimeout: .milliseconds(Int64(settings.requestTimeout * 1000)), prompts: settings.prompts)
         var kwargs = settings.chatTemplateKwargs ?? [:]
         if settings.instruct && kwargs["enable_thinking"] == nil { kwargs["enable_thinking"] = .bool(false) }
         if !kwargs.isEmpty { options.extraRequestFields["chat_template_kwargs"] = .object(kwargs) }

@@ -32,6 +32,7 @@ struct Bambo: AsyncParsableCommand {
             ExportCommand.self,
             SelectCommand.self,
             MaterializeCommand.self,
+            DemoCommand.self,
             KeygenCommand.self,
             AskTellCommand.self,
             BenchCommand.self,

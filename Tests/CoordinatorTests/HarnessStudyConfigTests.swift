@@ -30,13 +30,14 @@ import Testing
         let config = try parse("""
             {kind: harness, backend: vllm, benchmarks: [bench/aime.jsonl], sampling: {temperature: 0.6, top_p: 0.95, top_k: 20, min_p: 0, max_tokens: 32768, seed: 1},
              samples: 4, mode: thinking, python: /opt/venv/bin/python, server_args: ["--max-model-len", "32768"],
-             chat_template_kwargs: {enable_thinking: true}, concurrency: 128, request_timeout: 1800}
+             chat_template_kwargs: {enable_thinking: true}, concurrency: 128, request_timeout: 1800, prompts: bare}
             """)
         let path = Self.directory.appendingPathComponent("bench/aime.jsonl").standardizedFileURL.path
         #expect(config.evaluatorKind == "harness")
         #expect(config.evaluator["benchmarks"] == .array([.string(path)]))
         #expect(config.evaluator["samples"] == 4 && config.evaluator["backend"] == "vllm")
         #expect(config.evaluator["chat_template_kwargs"] == .object(["enable_thinking": .bool(true)]))
+        #expect(config.evaluator["prompts"] == "bare")
         // An absolute path stays as given.
         let absolute = try parse("{kind: harness, backend: transformers, benchmarks: [\"\(path)\"]}")
         #expect(absolute.evaluator["benchmarks"] == .array([.string(path)]))
@@ -63,6 +64,7 @@ import Testing
             ("{kind: harness, \(ok), concurrency: 0}", "evaluator.concurrency: expected an integer ≥ 1"),
             ("{kind: harness, \(ok), request_timeout: 0}", "evaluator.request_timeout: expected a number"),
             ("{kind: harness, \(ok), command: [x]}", "evaluator.command"),
+            ("{kind: harness, \(ok), prompts: terse}", "evaluator.prompts: expected standard or bare, got \"terse\""),
         ]
         for (evaluator, expected) in cases {
             let message = error(evaluator)

@@ -19,6 +19,8 @@ import Worker
         #expect(instruct.sampling.maxTokens == 64 && instruct.sampling.seed == 3)
         let greedy = try HarnessEvaluator.settings(of: with(["sampling": ["temperature": 0], "samples": 4, "server_args": ["--dtype", "bfloat16"]]))
         #expect(greedy.sampling.temperature == 0 && greedy.samples == 4 && greedy.serverArguments == ["--dtype", "bfloat16"])
+        #expect(settings.prompts == .standard)
+        #expect(try HarnessEvaluator.settings(of: with(["prompts": "bare"])).prompts == .bare)
     }
 
     @Test func badValuesAreBadTaskNamingTheKey() {
@@ -34,6 +36,7 @@ import Worker
             (with(["server_args": [1]]), "evaluator.server_args[0]:"),
             (with(["chat_template_kwargs": "x"]), "evaluator.chat_template_kwargs:"),
             (with(["color": "red"]), "evaluator.color:"),
+            (with(["prompts": "terse"]), "evaluator.prompts:"),
         ]
         for (configuration, prefix) in cases {
             do {
