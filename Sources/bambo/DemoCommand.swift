@@ -17,7 +17,11 @@ struct DemoCommand: ParsableCommand {
         the multiply and choice benchmarks, greedy decoding), starts `bambo coordinator` and --workers
         `bambo worker` processes on 127.0.0.1 (logs in OUT/logs/), follows the study's events until the
         budget is spent, then prints the Pareto front and writes OUT/study.db (the archive) and
-        OUT/front.json (`bambo export --format json`).
+        OUT/front.json (`bambo export --format json`) and OUT/report.html (`bambo export --format html`).
+
+        --baselines (default grid) adds comparison strategies to the same archive: grid = model-level
+        merges (linear and TIES at α = 0.1, 0.3, …, 0.9, or 0.5 alone below budget 16; paper §4.3), layerwise =
+        one block per layer with the same budget as the block-wise search. `none` runs bambo alone.
 
         --budget N is the number of evaluations: a warm start of about N/4 trials (at least the 3
         anchors x = 0, x = 1, x = ½, the rest Sobol points), then qEHVI batches of 4; the remainder of
@@ -49,6 +53,9 @@ struct DemoCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Evaluations of the block-wise study (≥ 3).", valueName: "n"))
     var budget: Int = 32
 
+    @Option(help: ArgumentHelp("Comparison strategies in the same archive: grid, layerwise, both (grid,layerwise) or none.", valueName: "list"))
+    var baselines: String = "grid"
+
     @Option(help: "Workers to start (1–8).")
     var workers: Int = 2
 
@@ -69,6 +76,20 @@ struct DemoCommand: ParsableCommand {
             throw ValidationError("--budget must be at least \(DemoStudy.minimumBudget) (the warm start's anchors x = 0, x = 1, x = ½), got \(budget)")
         }
         guard (1...8).contains(workers) else { throw ValidationError("--workers must be between 1 and 8, got \(workers)") }
+        _ = try parsedBaselines()
+    }
+
+    /// `--baselines` as strategies (`none` is empty).
+    func parsedBaselines() throws -> [DemoStudy.Baseline] {
+        if baselines == "none" { return [] }
+        var parsed: [DemoStudy.Baseline] = []
+        for name in baselines.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            guard let baseline = DemoStudy.Baseline(rawValue: name) else {
+                throw ValidationError("--baselines: unknown strategy '\(name)'; expected grid, layerwise, a comma list of both, or none")
+            }
+            if !parsed.contains(baseline) { parsed.append(baseline) }
+        }
+        return parsed
     }
 
     func run() throws {
@@ -98,12 +119,14 @@ struct DemoCommand: ParsableCommand {
             resuming = true
             Terminal.error("demo: resuming the study in \(archiveURL.path) (\(counts.completed) completed so far; its stored settings win over --budget)")
         } else {
-            let yaml = DemoStudy.yaml(family: familyDirectory, bench: benchDirectory, backend: backend.rawValue, budget: budget)
+            let chosen = try parsedBaselines()
+            let yaml = DemoStudy.yaml(family: familyDirectory, bench: benchDirectory, backend: backend.rawValue, budget: budget, baselines: chosen)
             try Data(yaml.utf8).write(to: studyFile, options: .atomic)
             // The real parser checks what was written, so a bad family or benchmark path fails here, clearly.
             do { _ = try StudyConfig.load(from: studyFile) } catch let error as StudyConfigError { throw ValidationError(error.description) }
             let plan = DemoStudy.plan(budget: budget)
-            Terminal.error("demo: wrote \(studyFile.path): budget \(budget) = \(plan.initial) warm-start trials + \(plan.iterations) qEHVI batches of \(plan.batch)")
+            let extra = DemoStudy.baselineTrials(budget: budget, baselines: chosen)
+            Terminal.error("demo: wrote \(studyFile.path): budget \(budget) = \(plan.initial) warm-start trials + \(plan.iterations) qEHVI batches of \(plan.batch)\(extra > 0 ? ", plus \(extra) baseline trials (\(chosen.map(\.rawValue).joined(separator: ", ")))" : "")")
         }
         Terminal.error("demo: family \(familyDirectory.path), benchmarks \(benchDirectory.path), python \(interpreter), logs in \(logs.path)")
 
@@ -222,7 +245,7 @@ struct DemoCommand: ParsableCommand {
         try finish(archive: archiveURL, out: outDirectory, started: started)
     }
 
-    /// Prints the front and writes front.json (and, once it exists, report.html).
+    /// Prints the front and writes front.json and report.html.
     private func finish(archive: URL, out: URL, started: Date) throws {
         let store = try Archive.open(at: archive, options: .init(role: .shared, mode: .existing))
         let (table, summary) = try DemoFront.render(store)
@@ -230,12 +253,10 @@ struct DemoCommand: ParsableCommand {
         print(table, terminator: "")
         let front = out.appendingPathComponent("front.json")
         try ExportCommand.parse(["--archive", archive.path, "--format", "json", "--out", front.path]).run()
-        // TODO(html-report): wire the HTML report when `bambo export --format html` lands:
-        //   try ExportCommand.parse(["--archive", archive.path, "--format", "html",
-        //                            "--out", out.appendingPathComponent("report.html").path]).run()
-        // and list report.html in the line below.
+        let report = out.appendingPathComponent("report.html")
+        try ExportCommand.parse(["--archive", archive.path, "--format", "html", "--out", report.path]).run()
         print("\(summary); wall time \(DemoProgress.clock(Date().timeIntervalSince(started)))")
-        print("archive \(archive.path), front \(front.path)")
+        print("archive \(archive.path), front \(front.path), report \(report.path)")
     }
 
     static func archiveState(_ url: URL) throws -> (state: StudyState?, counts: TrialCounts) {

@@ -46,11 +46,13 @@ enum DemoStudy {
     }
 
     /// The study file for the demo. `family`, `bench` absolute; `maxTokens` per reply.
-    static func yaml(family: URL, bench: URL, backend: String, budget: Int, maxTokens: Int = 64) -> String {
+    static func yaml(family: URL, bench: URL, backend: String, budget: Int, baselines: [Baseline] = [.grid], maxTokens: Int = 64) -> String {
         let (initial, iterations, batch) = plan(budget: budget)
         let models = { (name: String) in family.appendingPathComponent(name).path }
         let benchmarks = benchmarkFiles.map { bench.appendingPathComponent($0).path }
-        let gridAlphas = budget < 16 ? [0.5] : [0.1, 0.3, 0.5, 0.7, 0.9]
+        let alphas = gridAlphas(budget: budget).map { String($0) }.joined(separator: ", ")
+        let strategies = (["bambo"] + baselines.map(\.rawValue)).joined(separator: ", ")
+        let grid = baselines.contains(.grid) ? "\ngrid: {methods: [\(gridMethods.joined(separator: ", "))], alphas: [\(alphas)]}" : ""
         return """
             # Written by `bambo demo` (budget \(budget) = \(initial) warm-start trials + \(iterations) qEHVI batches of \(batch)).
             # The tiny Thinking/Instruct family of cluster/demo (6 layers) on two held-out benchmarks,
@@ -75,12 +77,31 @@ enum DemoStudy {
               - {name: reasoning, metric: accuracy, expert: thinking, base: instruct}
               - {name: efficiency, metric: tokens, expert: instruct, base: thinking}
             optimizer: {initial: \(initial), iterations: \(iterations), batch: \(batch), acquisition: qehvi, seed: 0}
-            # TODO(strategies): the model-level grid baseline (paper §4.3) in the same archive once study
-            # strategies land: uncomment these two lines (the grid's \(gridAlphas.count * 2) trials come on top of the budget).
-            # strategies: [bambo, grid]
-            # grid: {methods: [linear, ties], alphas: [\(gridAlphas.map { String($0) }.joined(separator: ", "))]}
+            # bambo first: its corners x = 0 and x = 1 anchor Eq. 2 for every strategy. Baselines in the same
+            # archive: layerwise = one block per layer, same budget; grid = model-level merges (paper §4.3).
+            strategies: [\(strategies)]\(grid)
 
             """
+    }
+
+    /// Baseline strategies the demo can add beside the block-wise search, in the same archive.
+    enum Baseline: String, CaseIterable, Sendable { case layerwise, grid }
+
+    /// The grid baseline's methods: linear interpolation (the model-level counterpart of the search)
+    /// and TIES over the shared base.
+    static let gridMethods = ["linear", "ties"]
+
+    /// The grid's α values: one point for tiny budgets, else five.
+    static func gridAlphas(budget: Int) -> [Double] { budget < 16 ? [0.5] : [0.1, 0.3, 0.5, 0.7, 0.9] }
+
+    /// Evaluations the baselines add on top of the block-wise `budget`.
+    static func baselineTrials(budget: Int, baselines: [Baseline]) -> Int {
+        baselines.reduce(0) { total, baseline in
+            switch baseline {
+            case .layerwise: total + budget
+            case .grid: total + gridMethods.count * gridAlphas(budget: budget).count
+            }
+        }
     }
 
     /// A YAML double-quoted scalar.

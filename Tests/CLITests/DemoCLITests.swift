@@ -13,6 +13,8 @@ import Glibc
     static let skipNote: Comment = "BAMBO_PYTHON is unset: the demo end-to-end tests are skipped. Run cluster/test.sh, or export BAMBO_PYTHON=$(bash cluster/python-env.sh)"
     /// The CI budget: 4 warm-start trials and one qEHVI batch of 4.
     static let budget = 8
+    /// The grid baseline's trials at that budget: linear and TIES at α = 0.5.
+    static let gridTrials = 2
 
     static var repositoryRoot: URL {
         var url = URL(fileURLWithPath: #filePath)
@@ -101,7 +103,7 @@ import Glibc
 
     // MARK: the real demo
 
-    @Test(.enabled(if: python != nil || isCI, skipNote), .timeLimit(.minutes(6)))
+    @Test(.enabled(if: python != nil || isCI, skipNote), .timeLimit(.minutes(15)))
     func theDemoRunsAStudyEndToEnd() throws {
         let python = try #require(Self.python, "CI=true but BAMBO_PYTHON is unset: the demo must run in CI")
         let scratch = try makeTemporaryDirectory()
@@ -112,22 +114,28 @@ import Glibc
                                       in: Self.repositoryRoot, environment: ["BAMBO_PYTHON": python])
         #expect(run.status == 0, "\(run.output)\n\(Self.logs(out))")
 
-        // The archive holds the whole budget, finished.
+        // The archive holds the whole budget and the grid baseline, finished.
+        let total = Self.budget + Self.gridTrials
         let status = try Self.status(out)
-        #expect(status.state == "finished" && status.completed == Self.budget && status.failed == 0, "\(status)")
-        // front.json is the export's JSON: every trial, a non-empty front with objectives.
+        #expect(status.state == "finished" && status.completed == total && status.failed == 0, "\(status)")
+        // front.json is the export's JSON: every trial with its strategy, a non-empty front with objectives.
         let front = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("front.json"))) as? [String: Any])
         let trials = try #require(front["trials"] as? [[String: Any]])
-        #expect(trials.count == Self.budget)
+        #expect(trials.count == total)
+        #expect(trials.filter { $0["strategy"] as? String == "bambo" }.count == Self.budget)
+        #expect(Set(trials.filter { $0["strategy"] as? String == "grid" }.compactMap { $0["method"] as? String }) == ["linear", "ties"])
         let pareto = trials.filter { $0["pareto"] as? Bool == true }
         #expect(!pareto.isEmpty)
         #expect(pareto.allSatisfy { ($0["objectives"] as? [String: Double])?.keys.sorted() == ["efficiency", "reasoning"] })
         #expect(front["hypervolume"] is Double)
+        // The HTML report is written beside it (its rendering is checked in StudyToolsTests).
+        let report = try String(contentsOf: out.appendingPathComponent("report.html"), encoding: .utf8)
+        #expect(report.contains("<svg") && report.contains("grid"))
         // Progress the whole time: events, status lines, then the table with one row per Pareto trial.
         #expect(run.output.contains("worker demo-w1 joined") && run.output.contains("worker demo-w2 joined"), "\(run.output)")
         #expect(run.output.contains("completed by demo-w"))
-        #expect(run.output.contains("/\(Self.budget) trials done"))
-        #expect(run.output.contains("Pareto front of study bambo-demo (\(pareto.count) of \(Self.budget) evaluated trials)"), "\(run.output)")
+        #expect(run.output.contains("/\(total) trials done"))
+        #expect(run.output.contains("Pareto front of study bambo-demo (\(pareto.count) of \(total) evaluated trials)"), "\(run.output)")
         let table = run.output.components(separatedBy: "Pareto front of study").last ?? ""
         let rowTrials = Set(table.split(separator: "\n").compactMap { $0.split(separator: " ").first.flatMap { Int($0) } })
         #expect(rowTrials == Set(pareto.compactMap { $0["trial"] as? Int }), "\(table)")
@@ -137,9 +145,10 @@ import Glibc
         // The study file is the template's: budget = initial + iterations × batch.
         let yaml = try String(contentsOf: out.appendingPathComponent("study.yaml"), encoding: .utf8)
         #expect(yaml.contains("optimizer: {initial: 4, iterations: 1, batch: 4, acquisition: qehvi, seed: 0}"), "\(yaml)")
+        #expect(yaml.contains("strategies: [bambo, grid]") && yaml.contains("grid: {methods: [linear, ties], alphas: [0.5]}"), "\(yaml)")
     }
 
-    @Test(.enabled(if: python != nil || isCI, skipNote), .timeLimit(.minutes(6)))
+    @Test(.enabled(if: python != nil || isCI, skipNote), .timeLimit(.minutes(15)))
     func sigintStopsEverythingAndTheSameCommandResumes() throws {
         let python = try #require(Self.python, "CI=true but BAMBO_PYTHON is unset: the demo must run in CI")
         let scratch = try makeTemporaryDirectory()
@@ -178,7 +187,7 @@ import Glibc
         #expect(DemoProcess.processes(marking: out).isEmpty)
     }
 
-    @Test(.enabled(if: python != nil || isCI, skipNote), .timeLimit(.minutes(6)))
+    @Test(.enabled(if: python != nil || isCI, skipNote), .timeLimit(.minutes(15)))
     func aWorkerThatDiesStopsTheDemoWithItsLogAndLeavesNothingRunning() throws {
         let python = try #require(Self.python, "CI=true but BAMBO_PYTHON is unset: the demo must run in CI")
         let scratch = try makeTemporaryDirectory()
