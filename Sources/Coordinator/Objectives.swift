@@ -5,7 +5,7 @@ import Foundation
 ///
 ///     f_o(x) = Σ_b (s_b(x) − s_b(B)) / (s_b(E) − s_b(B))
 ///
-/// summed over the benchmarks b, where s_b is the raw metric (accuracy, or mean output tokens) of
+/// summed over the benchmarks b (all of them, or the objective's `benchmarks` list), where s_b is the raw metric (accuracy, or mean output tokens) of
 /// benchmark b and s_b(E), s_b(B) are measured on the expert's and base's own trials (the corners
 /// x = 0 and x = 1). The expert scores 1 per benchmark and the base 0, whatever the metric's direction:
 /// for tokens, with the terse model as expert, the denominator is negative and fewer tokens score
@@ -29,7 +29,7 @@ public enum ObjectiveNormalizer {
         var problems: [Problem] = []
         for objective in settings {
             var sum = 0.0
-            for benchmark in metrics.benchmarks.keys.sorted() {
+            for benchmark in metrics.benchmarks.keys.sorted() where objective.benchmarks?.contains(benchmark) ?? true {
                 guard let expert = anchors[objective.expert]?.benchmarks[benchmark],
                       let base = anchors[objective.base]?.benchmarks[benchmark]
                 else {

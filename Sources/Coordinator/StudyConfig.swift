@@ -70,6 +70,8 @@ public struct StudyConfig: Codable, Sendable, Equatable {
         public var expert: String
         /// Name of the model that scores 0.
         public var base: String
+        /// The benchmarks summed into this objective; nil sums every benchmark the trials report.
+        public var benchmarks: [String]? = nil
     }
 
     public struct OptimizerSettings: Codable, Sendable, Equatable {
@@ -223,7 +225,7 @@ struct YAMLReader {
         var objectives: [StudyConfig.ObjectiveSettings] = []
         for (index, node) in objectiveNodes.enumerated() {
             let key = "objectives[\(index)]"
-            let fields = try mapping(node, key: key, allowed: ["name", "metric", "expert", "base"])
+            let fields = try mapping(node, key: key, allowed: ["name", "metric", "expert", "base", "benchmarks"])
             let objectiveName = try string(try required(fields, "name", in: key), key: key + ".name")
             guard !objectiveName.isEmpty else { throw fail(key + ".name", "expected a non-empty name") }
             guard !objectives.contains(where: { $0.name == objectiveName }) else {
@@ -236,7 +238,15 @@ struct YAMLReader {
             let baseName = try string(try required(fields, "base", in: key), key: key + ".base")
             guard names.contains(baseName) else { throw fail(key + ".base", "expected one of the models (\(names.joined(separator: ", "))), got \"\(baseName)\"") }
             guard baseName != expert else { throw fail(key + ".base", "expected a model other than the expert \"\(expert)\"") }
-            objectives.append(.init(name: objectiveName, metric: metric, expert: expert, base: baseName))
+            var benchmarks: [String]?
+            if let node = fields["benchmarks"] {
+                let list = try sequence(node, key: key + ".benchmarks").enumerated().map { try string($0.element, key: key + ".benchmarks[\($0.offset)]") }
+                guard !list.isEmpty, Set(list).count == list.count else {
+                    throw fail(key + ".benchmarks", "expected a non-empty list of distinct benchmark names (leave the key out to sum every benchmark)")
+                }
+                benchmarks = list
+            }
+            objectives.append(.init(name: objectiveName, metric: metric, expert: expert, base: baseName, benchmarks: benchmarks))
         }
 
         let optimizer = try optimizerSettings(try required(top, "optimizer", in: ""))

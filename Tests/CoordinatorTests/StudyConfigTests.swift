@@ -78,7 +78,7 @@ private func error(_ yaml: String) -> String? {
         #expect(error(issueStudyYAML.replacingOccurrences(of: "metric: tokens", with: "metric: speed"))
             == "study.yaml: objectives[1].metric: expected one of accuracy, tokens, got \"speed\"")
         #expect(error(issueStudyYAML.replacingOccurrences(of: "acquisition: qehvi", with: "acquisition: ei"))
-            == "study.yaml: optimizer.acquisition: expected one of qehvi, qnehvi, sobol, got \"ei\"")
+            == "study.yaml: optimizer.acquisition: expected one of qehvi, qnehvi, qlogehvi, qlognehvi, sobol, got \"ei\"")
         #expect(error(issueStudyYAML.replacingOccurrences(of: "  - {name: thinking, path: ckpt/thinking}\n", with: ""))
             == "study.yaml: models: expected exactly 2 models (weight 0 and weight 1), got 1")
         #expect(error(issueStudyYAML.replacingOccurrences(of: "study: synthetic-demo\n", with: ""))
@@ -146,6 +146,17 @@ private func error(_ yaml: String) -> String? {
         let result = ObjectiveNormalizer.objectives(of: mixed, anchors: anchors, settings: settings)
         #expect(abs(result.values["reasoning"]! - 1.25) < 1e-12)
         #expect(abs(result.values["efficiency"]! - (0.5 + 2000.0 / 2600.0)) < 1e-12)
+    }
+
+    @Test func anObjectiveSumsOnlyItsListedBenchmarks() throws {
+        // reasoning over gsm alone: (0.7−0.5)/(0.9−0.5) = 0.5; efficiency over both as before.
+        var only = settings
+        only[0].benchmarks = ["gsm"]
+        let mixed = Metrics(benchmarks: ["gsm": .init(accuracy: 0.7, tokens: 600), "math": .init(accuracy: 0.5, tokens: 1000)])
+        let result = ObjectiveNormalizer.objectives(of: mixed, anchors: anchors, settings: only)
+        #expect(abs(result.values["reasoning"]! - 0.5) < 1e-12)
+        #expect(abs(result.values["efficiency"]! - (0.5 + 2000.0 / 2600.0)) < 1e-12)
+        #expect(result.problems.isEmpty)
     }
 
     @Test func zeroDenominatorIsReportedAndLeftOut() {
