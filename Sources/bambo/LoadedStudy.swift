@@ -70,7 +70,9 @@ struct LoadedStudy {
                 benchmarks: trial.metrics.benchmarks.mapValues { BenchmarkScore(accuracy: $0.accuracy, tokens: $0.tokens) },
                 objectives: objectiveVector(trial), pareto: trial.pareto)
         }
-        let notes = config.objectives.map { "\($0.metric.rawValue) summed over the benchmarks, expert \($0.expert), base \($0.base)" }
+        let notes = config.objectives.map {
+            "\($0.metric.rawValue) summed over \($0.benchmarks.map { "the benchmark\($0.count == 1 ? "" : "s") \($0.joined(separator: ", "))" } ?? "the benchmarks"), expert \($0.expert), base \($0.base)"
+        }
         return ReportInput(
             study: record.name, objectiveNames: objectiveNames, objectiveNotes: notes, trials: trials, partition: partition,
             referencePoint: StudyReport.referencePoint(objectives: objectiveNames.count))
