@@ -10,7 +10,7 @@ import Glibc
 /// `bambo synthesize` checkpoints, a real evaluator process. Serialized: timing checks stay honest
 /// on a loaded 2-core machine.
 @Suite(.serialized) struct WorkerEndToEndTests {
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(10)))
     func aTaskIsMergedEvaluatedReportedAndCleanedUp() async throws {
         let fixture = try Fixture()
         let coordinator = try TestCoordinator()
@@ -55,7 +55,7 @@ import Glibc
         #expect(coordinator.undecodable.isEmpty)
     }
 
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(10)))
     func prefetchMergesTheNextTaskWhileTheCurrentOneEvaluates() async throws {
         let fixture = try Fixture()
         let coordinator = try TestCoordinator()
@@ -82,7 +82,7 @@ import Glibc
         #expect(await worker.waitForExit(timeout: 30) == 0)
     }
 
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(10)))
     func theWorkerReconnectsAndResendsItsUnacknowledgedResult() async throws {
         let fixture = try Fixture()
         let coordinator = try TestCoordinator()
@@ -108,7 +108,7 @@ import Glibc
         #expect(coordinator.all.filter { $0.message.type == .result }.count == 1)  // not sent to nobody's ACK twice
     }
 
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(10)))
     func sigtermAbandonsTheTaskSaysByeAndExitsZero() async throws {
         let fixture = try Fixture()
         let coordinator = try TestCoordinator()
@@ -134,7 +134,7 @@ import Glibc
         #expect(!FileManager.default.fileExists(atPath: fixture.attemptDirectory(4).path))
     }
 
-    @Test(.timeLimit(.minutes(3)))
+    @Test(.timeLimit(.minutes(10)))
     func evaluatorFailuresAreReportedWithReasonAndStderr() async throws {
         let fixture = try Fixture()
         let coordinator = try TestCoordinator()
@@ -169,7 +169,7 @@ import Glibc
         #expect(left.filter { $0.hasPrefix("trial-") }.isEmpty)
     }
 
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(10)))
     func staleScratchIsCleanedAtStart() async throws {
         let fixture = try Fixture()
         let stale = fixture.attemptDirectory(99).appendingPathComponent("model")
@@ -186,7 +186,7 @@ import Glibc
         #expect(await worker.waitForExit(timeout: 30) == 0)
     }
 
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(10)))
     func curveWorkerConnectsWithItsKeys() async throws {
         let fixture = try Fixture()
         let server = try CurveKeyPair.generate()
@@ -219,7 +219,7 @@ import Glibc
         #expect(await refused.waitForExit(timeout: 10) == 0)
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(10)))
     func badOptionsAreRefusedWithAReason() throws {
         for (arguments, needle) in [
             (["--connect", "localhost:5555"], "--connect"),
