@@ -11,32 +11,9 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/bambo-local-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 export TMPDIR="$work"   # local.sh puts the workers' scratch directories there
 fail() { echo "local-test: FAIL: $*" >&2; tail -n 15 "$work"/*/study-logs/*.log >&2 2>/dev/null; exit 1; }
-python=$(python3 -c 'import sys; print(sys.executable)')
-
-make_study() {  # make_study DIR
-  mkdir -p "$1"
-  "$bambo" synthesize --out "$1/ckpt" --layers 4 --hidden 64 >/dev/null 2>&1 || fail "bambo synthesize failed"
-  cat >"$1/eval.py" <<'PY'
-import json, os, time
-w = json.loads(os.environ["BAMBO_WEIGHTS"])
-time.sleep(1)
-m = sum(w) / len(w)
-print(json.dumps({"benchmarks": {"b": {"accuracy": 0.3 + 0.5 * m, "tokens": 10 + 30 * m * m}}}))
-PY
-  cat >"$1/study.yaml" <<YAML
-study: local-test
-models:
-  - {name: instruct, path: ckpt/instruct}
-  - {name: thinking, path: ckpt/thinking}
-partition: {blocks: 2}
-merge: {method: linear, dtype: bfloat16}
-evaluator: {kind: exec, command: ["$python", "$1/eval.py"], timeout: 60}
-objectives:
-  - {name: reasoning, metric: accuracy, expert: thinking, base: instruct}
-  - {name: efficiency, metric: tokens, expert: instruct, base: thinking}
-optimizer: {initial: 4, iterations: 4, batch: 2, acquisition: sobol, seed: 0}
-YAML
-}
+# shellcheck source=cluster/lib/synthetic-study.sh
+source "$here/lib/synthetic-study.sh"
+make_study() { EVAL_SECONDS=1 synthetic_study "$1" "$bambo" local-test 4 || fail "bambo synthesize failed"; }
 count() { sqlite3 -cmd '.timeout 5000' "$1/study.sqlite" "SELECT COUNT(*) FROM trial WHERE state = '$2'"; }
 # Processes of a run, found by the study's directory or the coordinator's endpoint on their command
 # lines (the coordinator, its workers, their evaluators): to check, never to kill.

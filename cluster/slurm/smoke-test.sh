@@ -33,30 +33,11 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 ip -n "$ns" link set lo up
 
-python=$(python3 -c 'import sys; print(sys.executable)')
-mkdir -p "$work/shared"
+# shellcheck source=cluster/lib/synthetic-study.sh
+source "$here/../lib/synthetic-study.sh"
+synthetic_study "$work/shared" "$bambo" slurm-smoke 2 \
+  'assert os.environ.get("CUDA_VISIBLE_DEVICES") in ("0", "1"), os.environ.get("CUDA_VISIBLE_DEVICES")'
 cd "$work"
-"$bambo" synthesize --out shared/ckpt --layers 4 --hidden 64 >/dev/null 2>&1
-cat >shared/eval.py <<'PY'
-import json, os
-w = json.loads(os.environ["BAMBO_WEIGHTS"])
-assert os.environ.get("CUDA_VISIBLE_DEVICES") in ("0", "1"), os.environ.get("CUDA_VISIBLE_DEVICES")
-m = sum(w) / len(w)
-print(json.dumps({"benchmarks": {"b": {"accuracy": 0.3 + 0.5 * m, "tokens": 10 + 30 * m * m}}}))
-PY
-cat >shared/study.yaml <<YAML
-study: slurm-smoke
-models:
-  - {name: instruct, path: ckpt/instruct}
-  - {name: thinking, path: ckpt/thinking}
-partition: {blocks: 2}
-merge: {method: linear, dtype: bfloat16}
-evaluator: {kind: exec, command: ["$python", "$work/shared/eval.py"], timeout: 60}
-objectives:
-  - {name: reasoning, metric: accuracy, expert: thinking, base: instruct}
-  - {name: efficiency, metric: tokens, expert: instruct, base: thinking}
-optimizer: {initial: 4, iterations: 2, batch: 2, acquisition: sobol, seed: 0}
-YAML
 common=(env BAMBO="$bambo" SHARED="$work/shared" ADVERTISE=127.0.0.1)
 ip netns exec "$ns" "${common[@]}" STUDY="$work/shared/study.yaml" SLURM_JOB_ID=101 \
   bash "$here/coordinator.sbatch" >coordinator.out 2>&1 &
