@@ -79,6 +79,8 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // What the process tests share: finding and running the built `bambo` executable.
+        .target(name: "BamboTestSupport", path: "Tests/BamboTestSupport"),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PartitioningTests", dependencies: ["Partitioning"]),
         .testTarget(name: "MergingTests", dependencies: ["Merging", "SafeTensors"]),
@@ -92,13 +94,16 @@ let package = Package(
         ),
         .testTarget(
             name: "CoordinatorTests",
-            dependencies: ["Coordinator", "Archive", "BamboProtocol", "ZeroMQ", "Optimization", "Merging", .product(name: "Yams", package: "Yams")]
+            dependencies: [
+                "Coordinator", "Archive", "BamboProtocol", "ZeroMQ", "Optimization", "Merging", "BamboTestSupport",
+                .product(name: "Yams", package: "Yams"),
+            ]
         ),
         // End-to-end: runs the built `bambo` executable as a user would.
-        .testTarget(name: "CLITests", dependencies: ["SafeTensors"]),
+        .testTarget(name: "CLITests", dependencies: ["SafeTensors", "BamboTestSupport"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Optimization"]),
         // State machine without sockets; the `bambo worker` binary against a test coordinator peer.
-        .testTarget(name: "WorkerTests", dependencies: ["Worker", "BamboProtocol", "ZeroMQ"]),
+        .testTarget(name: "WorkerTests", dependencies: ["Worker", "BamboProtocol", "ZeroMQ", "BamboTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -309,8 +309,15 @@ public struct Dispatcher: Sendable {
         session.lastHeard = now
         sessions[worker] = session
         switch message {
-        case .workerHeartbeat:
-            break
+        case .workerHeartbeat(let body):
+            // A stale attempt the worker no longer holds has ended there (stopped, or only its report
+            // was outstanding): its slot is free even if that report was lost on the way.
+            let held = Set(body.activeTrials)
+            let ended = session.cancelling.filter { !held.contains($0) }
+            if !ended.isEmpty {
+                sessions[worker]?.cancelling.subtract(ended)
+                markWaiting(worker)
+            }
         case .progress(let body):
             let ref = AttemptRef(trial: body.trial, attempt: body.attempt)
             if isCurrent(trial: body.trial, attempt: body.attempt, worker: worker) {
@@ -386,8 +393,12 @@ public struct Dispatcher: Sendable {
                 actions.append(.expireAttempt(trial: trial, attempt: orphan.attempt, reason: "worker reconnected without it"))
             }
         }
-        // What it holds that is no longer its to run (expired while it was away, sent elsewhere).
-        let stale = held.filter { ref in !(kept.contains(ref.trial) && outstanding[ref.trial]?.attempt == ref.attempt) }
+        // What it holds that is no longer its to run (expired while it was away, sent elsewhere). A
+        // finished trial is not: the worker holds only its unacknowledged report, which it sends
+        // again after WELCOME (and gets its ACK); it takes no slot.
+        let stale = held.filter { ref in
+            !(kept.contains(ref.trial) && outstanding[ref.trial]?.attempt == ref.attempt) && !finishedTrials.contains(ref.trial)
+        }
             .sorted { ($0.trial, $0.attempt) < ($1.trial, $1.attempt) }
         sessions[worker] = Session(
             host: body.host, pid: body.pid, slots: body.capabilities.slots, lastHeard: now, lastSent: now, trials: kept,

@@ -349,6 +349,40 @@ private func settings(initial: Int = 4, batch: Int = 2, iterations: Int = 2) -> 
         #expect(try second.archive.attempts(ofTrial: 2).map(\.state).first == .expired)
     }
 
+    @Test func aReconnectionHoldingOnlyAnUnacknowledgedResultGetsWorkAgain() throws {
+        // Seen under load: w1's RESULT for trial 1 was recorded but its ACK went to the connection w1
+        // had just dropped; w1 reconnects listing trial 1 (its report is unacknowledged). That is no
+        // stale attempt to cancel and wait for: w1's slot is free and trial 2 goes out at once.
+        let driver = try Driver(settings())
+        defer { driver.remove() }
+        try driver.start()
+        try driver.ready("w1", slots: 1, pid: 10)
+        try driver.result("w1", AttemptRef(trial: 1, attempt: 1))
+        #expect(driver.core.trials(on: "w1") == [2])
+        try driver.ready("w1", slots: 1, pid: 10, active: [AttemptRef(trial: 1, attempt: 1)])
+        #expect(driver.core.cancelling(on: "w1").isEmpty)
+        #expect(driver.core.trials(on: "w1").count == 1, "pending \(driver.core.pendingTrials)")
+        #expect(!driver.sent.contains { if case .cancel = $0.message { true } else { false } })
+    }
+
+    @Test func aCancelledAttemptMissingFromAHeartbeatFreesItsSlot() throws {
+        let driver = try Driver(settings())
+        defer { driver.remove() }
+        try driver.start()
+        try driver.ready("w1", slots: 1, pid: 10)
+        #expect(driver.core.trials(on: "w1") == [1])
+        // A restart (new pid) still running trial 1's old attempt: CANCEL, and the slot waits for it.
+        try driver.ready("w1", slots: 1, pid: 11, active: [AttemptRef(trial: 1, attempt: 1)])
+        #expect(driver.core.cancelling(on: "w1") == [AttemptRef(trial: 1, attempt: 1)])
+        #expect(driver.core.trials(on: "w1").isEmpty)
+        // Its FAILURE is lost, but a heartbeat says the attempt is gone: the slot is free again.
+        try driver.receive(.workerHeartbeat(WorkerHeartbeatBody(activeTrials: [AttemptRef(trial: 1, attempt: 1)])), from: "w1")
+        #expect(driver.core.cancelling(on: "w1") == [AttemptRef(trial: 1, attempt: 1)])
+        try driver.receive(.workerHeartbeat(WorkerHeartbeatBody(activeTrials: [])), from: "w1")
+        #expect(driver.core.cancelling(on: "w1").isEmpty)
+        #expect(driver.core.trials(on: "w1").count == 1)
+    }
+
     @Test func aReconnectionKeepsHeldAttemptsAndARestartDropsThem() throws {
         let driver = try Driver(settings())
         defer { driver.remove() }

@@ -1,4 +1,5 @@
 import BamboProtocol
+import BamboTestSupport
 import Coordinator
 import Foundation
 import ZeroMQ
@@ -7,39 +8,15 @@ import ZeroMQ
     import Glibc
 #endif
 
-/// The built `bambo` executable (next to the test bundle), or `$BAMBO_BIN`.
+/// The built `bambo` executable (BamboTestSupport).
 enum Bambo {
-    static var executable: URL {
-        if let path = ProcessInfo.processInfo.environment["BAMBO_BIN"] { return URL(fileURLWithPath: path) }
-        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for _ in 0..<4 {
-            let candidate = directory.appendingPathComponent("bambo")
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-            directory = directory.deletingLastPathComponent()
-        }
-        return URL(fileURLWithPath: ".build/debug/bambo")
-    }
+    static var executable: URL { BuiltBambo.executable }
 
     /// Runs `bambo arguments…` to completion; returns status, stdout and stderr.
     @discardableResult
     static func run(_ arguments: [String], in directory: URL) throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        process.currentDirectoryURL = directory
-        let out = directory.appendingPathComponent("out-\(UUID().uuidString).txt")
-        let err = directory.appendingPathComponent("err-\(UUID().uuidString).txt")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        FileManager.default.createFile(atPath: err.path, contents: nil)
-        defer {
-            try? FileManager.default.removeItem(at: out)
-            try? FileManager.default.removeItem(at: err)
-        }
-        process.standardOutput = try FileHandle(forWritingTo: out)
-        process.standardError = try FileHandle(forWritingTo: err)
-        try process.run()
-        process.waitUntilExit()
-        return (process.terminationStatus, (try? String(contentsOf: out, encoding: .utf8)) ?? "", (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+        let run = try BuiltBambo.run(arguments, in: directory)
+        return (run.status, run.stdout, run.stderr)
     }
 }
 

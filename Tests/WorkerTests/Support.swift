@@ -1,4 +1,5 @@
 import BamboProtocol
+import BamboTestSupport
 import Foundation
 import Testing
 import ZeroMQ
@@ -163,32 +164,15 @@ final class Mutex<Value>: @unchecked Sendable {
     }
 }
 
-/// The built `bambo` executable (next to the test bundle, or `$BAMBO_BIN`).
+/// The built `bambo` executable (BamboTestSupport).
 enum Bambo {
-    static var executable: URL {
-        if let path = ProcessInfo.processInfo.environment["BAMBO_BIN"] { return URL(fileURLWithPath: path) }
-        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for _ in 0..<4 {
-            let candidate = directory.appendingPathComponent("bambo")
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-            directory = directory.deletingLastPathComponent()
-        }
-        return URL(fileURLWithPath: ".build/debug/bambo")
-    }
+    static var executable: URL { BuiltBambo.executable }
 
     /// Runs `bambo arguments…` to completion; throws with its stderr when it fails.
     static func run(_ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        let err = Pipe()
-        process.standardError = err
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let data = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw TestFailure("bambo \(arguments.joined(separator: " ")) failed: \(String(decoding: data, as: UTF8.self))")
+        let run = try BuiltBambo.run(arguments)
+        guard run.status == 0 else {
+            throw TestFailure("bambo \(arguments.joined(separator: " ")) failed: \(run.stderr)")
         }
     }
 }
