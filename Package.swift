@@ -43,8 +43,10 @@ let package = Package(
         ),
         // A small safe Swift wrapper over libzmq: sockets, options, poller, CURVE keys, ZAP, socket loop.
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
+        // Any JSON value (`JSONValue`): what the protocol passes through and the harness reads. Pure.
+        .target(name: "DynamicJSON"),
         // Wire messages and their codec (spec: top-level Protocol/). Pure, Foundation only.
-        .target(name: "BamboProtocol"),
+        .target(name: "BamboProtocol", dependencies: ["DynamicJSON"]),
         // SQLite archive (GRDB, WAL): schema, migrations, state transitions, queries, JSONL event log.
         .target(
             name: "Archive",
@@ -54,7 +56,7 @@ let package = Package(
         // server backends (process lifecycle).
         .target(
             name: "Evaluation",
-            dependencies: [.product(name: "AsyncHTTPClient", package: "async-http-client")]
+            dependencies: ["DynamicJSON", .product(name: "AsyncHTTPClient", package: "async-http-client")]
         ),
         // The study file, the dispatch/lease state machine (pure), proposals, objectives, and the
         // coordinator service (ROUTER/PUB sockets, archive) that runs a study.

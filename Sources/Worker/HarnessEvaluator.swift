@@ -54,7 +54,7 @@ public actor HarnessEvaluator: Evaluator {
         public var endpoint: String?
         public var python: String?
         public var serverArguments: [String]
-        public var chatTemplateKwargs: [String: Evaluation.JSONValue]?
+        public var chatTemplateKwargs: [String: JSONValue]?
         public var concurrency: Int
         public var requestTimeout: Double
         /// `prompts: standard` (instructions for reasoning models, the default) or `bare` (the question
@@ -70,7 +70,7 @@ public actor HarnessEvaluator: Evaluator {
     public static let samplingKeys = ["temperature", "top_p", "top_k", "min_p", "max_tokens", "seed"]
 
     /// Reads a `harness` configuration or throws `BAD_TASK` naming the key. Pure.
-    public static func settings(of configuration: [String: BamboProtocol.JSONValue]) throws(AttemptFailure) -> Settings {
+    public static func settings(of configuration: [String: JSONValue]) throws(AttemptFailure) -> Settings {
         func bad(_ key: String, _ reason: String) -> AttemptFailure { AttemptFailure(code: .badTask, reason: "evaluator.\(key): \(reason)") }
         for key in configuration.keys.sorted() where !keys.contains(key) {
             throw bad(key, "unknown key (expected one of \(keys.joined(separator: ", ")))")
@@ -86,14 +86,14 @@ public actor HarnessEvaluator: Evaluator {
             guard let path = entry.stringValue, !path.isEmpty else { throw bad("benchmarks[\(index)]", "expected a file path") }
             paths.append(path)
         }
-        func integer(_ key: String, _ value: BamboProtocol.JSONValue?, atLeast minimum: Int) throws(AttemptFailure) -> Int? {
+        func integer(_ key: String, _ value: JSONValue?, atLeast minimum: Int) throws(AttemptFailure) -> Int? {
             guard let value, value != .null else { return nil }
             guard let number = value.numberValue, number == number.rounded(), number >= Double(minimum), number < 1e15 else {
                 throw bad(key, "expected an integer ≥ \(minimum)")
             }
             return Int(number)
         }
-        func number(_ key: String, _ value: BamboProtocol.JSONValue?, in range: ClosedRange<Double>) throws(AttemptFailure) -> Double? {
+        func number(_ key: String, _ value: JSONValue?, in range: ClosedRange<Double>) throws(AttemptFailure) -> Double? {
             guard let value, value != .null else { return nil }
             guard let number = value.numberValue, number.isFinite, range.contains(number) else {
                 throw bad(key, "expected a number in [\(range.lowerBound), \(range.upperBound)]")
@@ -134,10 +134,10 @@ public actor HarnessEvaluator: Evaluator {
                 serverArguments.append(text)
             }
         }
-        var kwargs: [String: Evaluation.JSONValue]?
+        var kwargs: [String: JSONValue]?
         if let value = configuration["chat_template_kwargs"], value != .null {
             guard let object = value.objectValue else { throw bad("chat_template_kwargs", "expected a mapping, e.g. {enable_thinking: false}") }
-            kwargs = object.mapValues(convert)
+            kwargs = object
         }
         var prompts = PromptTemplates.standard
         if let value = configuration["prompts"], value != .null {
@@ -153,18 +153,6 @@ public actor HarnessEvaluator: Evaluator {
             concurrency: try integer("concurrency", configuration["concurrency"], atLeast: 1) ?? 64,
             requestTimeout: try number("request_timeout", configuration["request_timeout"], in: 0.001...1e9) ?? 3600,
             prompts: prompts)
-    }
-
-    /// The protocol's JSON value as the evaluation library's.
-    static func convert(_ value: BamboProtocol.JSONValue) -> Evaluation.JSONValue {
-        switch value {
-        case .null: .null
-        case .bool(let flag): .bool(flag)
-        case .number(let number): .number(number)
-        case .string(let text): .string(text)
-        case .array(let values): .array(values.map(convert))
-        case .object(let members): .object(members.mapValues(convert))
-        }
     }
 
     public func evaluate(_ job: EvaluationJob, progress: @escaping @Sendable (EvaluationProgress) -> Void) async throws(AttemptFailure) -> EvaluationOutput {
@@ -199,7 +187,7 @@ public actor HarnessEvaluator: Evaluator {
         for name in result.benchmarks.keys.sorted() {
             let evaluation = result.benchmarks[name]!
             let m = evaluation.metrics
-            var extra: [String: BamboProtocol.JSONValue] = [
+            var extra: [String: JSONValue] = [
                 "samples": .number(Double(m.samples)), "accuracy_stderr": .number(m.accuracyStderr),
                 "tokens_stderr": .number(m.tokensStderr), "truncated": .number(Double(m.truncated)),
             ]

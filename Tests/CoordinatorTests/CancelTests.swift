@@ -17,6 +17,8 @@ import ZeroMQ
     final class Driver {
         let peer: WorkerPeer
         var beating = true
+        /// The attempts its heartbeats say it holds (a worker lists what it still runs).
+        var holding: [AttemptRef] = []
         private var lastSent = ContinuousClock.now
         init(context: Context, name: String, endpoint: String) throws {
             peer = try WorkerPeer(context: context, name: name, endpoint: endpoint)
@@ -30,7 +32,7 @@ import ZeroMQ
             var messages: [Message] = []
             let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
             while ContinuousClock.now < deadline {
-                if beating, ContinuousClock.now - lastSent >= .milliseconds(200) { try send(.workerHeartbeat(WorkerHeartbeatBody(activeTrials: []))) }
+                if beating, ContinuousClock.now - lastSent >= .milliseconds(200) { try send(.workerHeartbeat(WorkerHeartbeatBody(activeTrials: holding))) }
                 if let message = try peer.receive(timeout: .milliseconds(50)) { messages.append(message) }
             }
             return messages
@@ -39,7 +41,7 @@ import ZeroMQ
         func await<T>(_ timeout: Double, _ match: (Message) -> T?) throws -> T? {
             let deadline = ContinuousClock.now + .milliseconds(Int(timeout * 1000))
             while ContinuousClock.now < deadline {
-                if beating, ContinuousClock.now - lastSent >= .milliseconds(200) { try send(.workerHeartbeat(WorkerHeartbeatBody(activeTrials: []))) }
+                if beating, ContinuousClock.now - lastSent >= .milliseconds(200) { try send(.workerHeartbeat(WorkerHeartbeatBody(activeTrials: holding))) }
                 if let message = try peer.receive(timeout: .milliseconds(50)), let value = match(message) { return value }
             }
             return nil
@@ -77,6 +79,7 @@ import ZeroMQ
 
         // It comes back (same host and pid) still holding the attempt: WELCOME, then CANCEL for it.
         worker.beating = true
+        worker.holding = [first]
         try worker.ready(activeTrials: [first])
         let afterReady = try worker.collect(for: 1.5)
         let cancels = afterReady.compactMap { if case .cancel(let c) = $0 { c } else { nil } }
@@ -94,6 +97,7 @@ import ZeroMQ
         #expect(errors.first?.code == .staleAttempt && errors.first?.attemptRef == AttemptRef(trial: first.trial, attempt: 9))
 
         // FAILURE CANCELLED: ACKed as stale (the attempt had expired) and the slot frees: a TASK comes.
+        worker.holding = []
         try worker.send(.failure(FailureBody(trial: first.trial, attempt: first.attempt, code: .cancelled, reason: "cancelled by the coordinator")))
         let ack = try worker.await(30) { if case .ack(let a) = $0 { a } else { nil } }
         #expect(ack?.outcome == .stale)

@@ -1,9 +1,11 @@
 import Foundation
 
-/// Any JSON value. Used where the protocol passes JSON through unchanged (the evaluator object,
-/// merge parameters, extra benchmark metrics, event data) and to compare JSON documents structurally.
+/// Any JSON value, shared by the wire protocol (the evaluator object, merge parameters, extra benchmark
+/// metrics, event data; structural comparison of documents) and the benchmark harness (request fields
+/// passed through, loosely-typed benchmark records), so a value crosses from one to the other as is.
 ///
-/// Numbers are held as `Double`: integers are exact up to 2^53, which is the protocol's limit.
+/// Numbers are held as `Double`: integers are exact up to 2^53, which is the protocol's limit; integral
+/// numbers are written without a fraction (`16`, not `16.0`).
 public enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
@@ -38,7 +40,8 @@ extension JSONValue: Codable {
         switch self {
         case .null: try container.encodeNil()
         case .bool(let value): try container.encode(value)
-        case .number(let value): try container.encode(value)
+        case .number(let value):
+            if value == value.rounded(), abs(value) < 1e15 { try container.encode(Int64(value)) } else { try container.encode(value) }
         case .string(let value): try container.encode(value)
         case .array(let value): try container.encode(value)
         case .object(let value): try container.encode(value)
@@ -68,6 +71,30 @@ extension JSONValue {
     public var numberValue: Double? {
         if case .number(let value) = self { return value }
         return nil
+    }
+
+    /// The string of a `.string`, or the decimal text of an integral `.number` (benchmark answers are
+    /// written either way); nil otherwise.
+    public var textValue: String? {
+        switch self {
+        case .string(let value): return value
+        case .number(let value):
+            if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
+            return String(value)
+        default: return nil
+        }
+    }
+
+    /// Parses JSON text (any top-level value, fragments allowed).
+    public static func parse(_ data: Data) throws -> JSONValue {
+        try JSONDecoder().decode(JSONValue.self, from: data)
+    }
+
+    /// Compact JSON text with sorted keys.
+    public func jsonString() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(self)).flatMap { String(data: $0, encoding: .utf8) } ?? "null"
     }
 
     /// A copy without object members whose value is `null`, at every depth. The protocol treats an
