@@ -359,7 +359,7 @@ struct YAMLReader {
             }
             do { try parameters.set(name, to: text) } catch { throw fail("\(key).\(name)", "\(error)") }
         }
-        do { _ = try parameters.resolved(for: method) } catch { throw fail(key, "\(error)") }
+        do { try parameters.validate(for: method) } catch { throw fail(key, "\(error)") }
     }
 
     func model(_ node: Node, key: String) throws -> ModelRef {

@@ -32,7 +32,9 @@ struct MergeCommand: ParsableCommand {
           della            keep prob. density ± epsilon by rank in the row,
                            /prob., sign election                   (density, epsilon)
         All task-vector methods also take lambda and normalize; dare_* and della
-        take rescale. Defaults are mergekit's.
+        take rescale. Defaults are mergekit's. density, gamma, epsilon and lambda
+        take one value, or one per block in the order of --weights:
+          --param density=0.9,0.5,0.3,0.9   (YAML: density: [0.9, 0.5, 0.3, 0.9])
 
         The output is a Hugging Face model directory: shards (at most --shard-mb
         each) with an index, config.json, tokenizer and generation files of the
@@ -74,7 +76,7 @@ struct MergeCommand: ParsableCommand {
     @Option(help: "linear, task_arithmetic, ties, dare_linear, dare_ties, breadcrumbs or della.")
     var method: MergeMethod?
 
-    @Option(name: .customLong("param"), help: ArgumentHelp("A method parameter, e.g. density=0.5 (repeatable).", valueName: "name=value"))
+    @Option(name: .customLong("param"), help: ArgumentHelp("A method parameter, e.g. density=0.5, or one value per block: density=0.9,0.5,0.9 (repeatable).", valueName: "name=value"))
     var params: [String] = []
 
     @Option(help: "Output dtype: bfloat16, float16 or float32 (default: as the inputs).")

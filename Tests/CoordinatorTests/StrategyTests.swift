@@ -88,7 +88,7 @@ private let withBase = issueStudyYAML + "\nbase: {name: base, path: ckpt/base}"
             #expect(error(issueStudyYAML + extra) == expected)
         }
         #expect(error(withBase + "\nstrategies: [bambo, grid]\ngrid: {params: {ties: {density: 1.5}}}")
-            == "study.yaml: grid.params.ties: merge parameter: density = 1.5: expected a number in [0, 1]")
+            == "study.yaml: grid.params.ties: merge parameter: density = 1.5: expected a number in (0, 1]")
         #expect(error(withBase + "\nstrategies: [bambo, grid]\ngrid: {methods: [ties], params: {della: {density: 0.5}}}")?
             .hasPrefix("study.yaml: grid.params.della: unknown key") == true)
     }
