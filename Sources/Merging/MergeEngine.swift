@@ -17,6 +17,7 @@ public struct MergeRequest: Sendable {
     /// K + 2 weight vectors: embedding, B_1…B_K, head.
     public var weights: BlockWeights
     public var method: MergeMethod
+    /// The method's parameters; numeric ones may hold one value per block (K + 2, like `weights`).
     public var parameters: MergeParameters
     /// Output dtype of float tensors (BF16, F16 or F32); `nil` keeps each tensor's input dtype.
     public var outputDType: DType?
