@@ -30,21 +30,31 @@ struct HelpTextTests {
 
     /// Prose lines of the overview (abstract and discussion) that end before the width forced them to:
     /// a line followed by another line of the same paragraph whose first word would have fitted.
-    /// Indented lines (examples, formulas) and table rows (two spaces in a row) are left alone.
+    /// Indented lines (examples, formulas, tables), the wrapped tails of indented lines that are
+    /// wider than the terminal, and table rows (two spaces in a row) are left alone.
     static func raggedLines(_ text: String, columns: Int) -> [String] {
         guard let start = text.range(of: "OVERVIEW: "), let end = text.range(of: "\nUSAGE:") else { return ["no OVERVIEW … USAGE in: \(text)"] }
         let lines = text[start.upperBound..<end.lowerBound].split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        func prose(_ line: String) -> Bool { !line.isEmpty && !line.hasPrefix(" ") && !line.contains("  ") }
+        func firstWord(_ line: String) -> String { line.split(separator: " ").first.map(String.init) ?? "" }
+        // The first line follows "OVERVIEW: " (10 characters). ArgumentParser breaks at the last
+        // space within `columns` characters: the next word would have fitted if it and the space
+        // after it lay within them.
+        func fitted(_ i: Int) -> Bool { (i == 0 ? 10 : 0) + lines[i].count + 1 + firstWord(lines[i + 1]).count < columns }
+        var prose = [Bool](repeating: false, count: lines.count)
+        var tail = false  // inside the wrapped tail of an indented line
+        for (i, line) in lines.enumerated() {
+            if line.isEmpty || line.hasPrefix(" ") {
+                tail = line.hasPrefix(" ")
+                continue
+            }
+            if tail, i > 0, !fitted(i - 1) { continue }  // still the indented line's wrapped tail
+            tail = false
+            prose[i] = !line.contains("  ")
+        }
         var ragged: [String] = []
-        for (i, line) in lines.enumerated() where prose(line) {
-            if line.count > columns { ragged.append("longer than \(columns): \(line)") }
-            guard i + 1 < lines.count, prose(lines[i + 1]) else { continue }
-            let nextWord = lines[i + 1].split(separator: " ").first.map(String.init) ?? ""
-            // The first line follows "OVERVIEW: " (10 characters).
-            let used = (i == 0 ? 10 : 0) + line.count
-            // ArgumentParser breaks at the last space within `columns` characters: the next word fitted
-            // if it and the space after it lay within them.
-            if used + 1 + nextWord.count < columns { ragged.append("broken early: \(line) ⏎ \(lines[i + 1])") }
+        for i in lines.indices where prose[i] {
+            if lines[i].count > columns { ragged.append("longer than \(columns): \(lines[i])") }
+            if i + 1 < lines.count, prose[i + 1], fitted(i) { ragged.append("broken early: \(lines[i]) ⏎ \(lines[i + 1])") }
         }
         return ragged
     }
@@ -62,6 +72,9 @@ struct HelpTextTests {
     func detectsRaggedText() {
         let text = "OVERVIEW: A short abstract.\n\nThis paragraph was broken\nby hand here.\n  an example\n\nUSAGE: bambo"
         #expect(Self.raggedLines(text, columns: 80) == ["broken early: This paragraph was broken ⏎ by hand here."])
+        // A table row wider than the terminal wraps; the prose after it still counts.
+        let table = "OVERVIEW: A short abstract.\n\n  name   a row of a table that is too wide for the\nterminal\nThen prose\nbroken by hand.\n\nUSAGE: bambo"
+        #expect(Self.raggedLines(table, columns: 50) == ["broken early: Then prose ⏎ broken by hand."])
         let wrapped = "OVERVIEW: A short abstract.\n\nThis paragraph runs on to the width.\n\nUSAGE: bambo"
         #expect(Self.raggedLines(wrapped, columns: 80).isEmpty)
     }

@@ -62,7 +62,7 @@ private let withBase = issueStudyYAML + "\nbase: {name: base, path: ckpt/base}"
         #expect(custom.params["ties"] == ["density": 0.7, "lambda": 1.5] && custom.params["linear"] == [:])
     }
 
-    @Test func badStrategySettingsNameTheKey() {
+    @Test func badStrategySettingsNameTheKey() throws {
         let cases: [(String, String)] = [
             ("\nstrategy: blockwise", "study.yaml: strategy: expected one of bambo, layerwise, grid, got \"blockwise\""),
             ("\nstrategies: [bambo, evolution]", "study.yaml: strategies[1]: expected one of bambo, layerwise, grid, got \"evolution\""),
