@@ -19,15 +19,21 @@ cd "$work"
 "$bambo" partition --model fam/instruct --model fam/thinking --blocks 3 --out p.json >/dev/null 2>&1
 "$venv/bin/python" -c "import mergekit, importlib.metadata as m; print('mergekit', m.version('mergekit'))"
 weights="0.1,0.3,0.5,0.8,0.6"
-for spec in "linear" "task_arithmetic --param lambda=0.9" "ties --param density=0.5"; do
+# name|method and parameters: per-block values (one per block: embedding, B1…B3, head) become
+# filter lists per slice (density) or slice-level parameters (lambda) in the mergekit YAML.
+for spec in "linear|linear" "task_arithmetic|task_arithmetic --param lambda=0.9" "ties|ties --param density=0.5" \
+            "task_arithmetic-per-block-lambda|task_arithmetic --param lambda=0.5,1.5,1,0.8,1.2" \
+            "ties-per-block-density|ties --param density=0.3,0.9,0.5,0.7,0.6"; do
+  name="${spec%%|*}"
+  spec="${spec#*|}"
   method="${spec%% *}"
   extra=()
   [ "$spec" != "$method" ] && read -r -a extra <<< "${spec#* }"
   base=()
   [ "$method" != linear ] && base=(--base fam/base)
   "$bambo" merge --model fam/instruct --model fam/thinking "${base[@]}" --partition p.json --weights "$weights" \
-    --method "$method" "${extra[@]}" --no-fsync --out "bambo-$method" --emit-mergekit "$method.yaml" >/dev/null 2>&1
-  "$venv/bin/mergekit-yaml" "$method.yaml" "mergekit-$method" >/dev/null 2>&1
-  printf '%-16s ' "$method"
-  "$venv/bin/python" "$here/compare_checkpoints.py" "bambo-$method" "mergekit-$method"
+    --method "$method" "${extra[@]}" --no-fsync --out "bambo-$name" --emit-mergekit "$name.yaml" >/dev/null 2>&1
+  "$venv/bin/mergekit-yaml" "$name.yaml" "mergekit-$name" >/dev/null 2>&1
+  printf '%-32s ' "$name"
+  "$venv/bin/python" "$here/compare_checkpoints.py" "bambo-$name" "mergekit-$name"
 done

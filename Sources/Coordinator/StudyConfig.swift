@@ -251,6 +251,7 @@ struct YAMLReader {
 
         let optimizer = try optimizerSettings(try required(top, "optimizer", in: ""))
         let strategies = try strategyList(top)
+        try checkPerBlockParams(merge.params, blocks: partition.blocks, strategies: strategies)
         var grid: GridSettings?
         if strategies.contains(.grid) {
             grid = try gridSettings(top["grid"], hasBase: base != nil)
@@ -260,6 +261,26 @@ struct YAMLReader {
         return StudyConfig(
             study: name, models: models, base: base, partition: partition, merge: merge, evaluator: evaluator,
             objectives: objectives, optimizer: optimizer, strategies: strategies, grid: grid)
+    }
+
+    /// `merge.params` lists of the per-block parameters (density, gamma, epsilon, lambda; one value
+    /// per block, as workers read them; other params pass through unchecked): numbers, K + 2 of them
+    /// (embedding, the partition's K blocks, head); layerwise trials have other blocks, so a list
+    /// and that strategy do not go together.
+    func checkPerBlockParams(_ params: [String: JSONValue], blocks: Int, strategies: [StudyStrategy]) throws {
+        for (name, value) in params.sorted(by: { $0.key < $1.key }) where MergeParameters.blockParameterNames.contains(name) {
+            guard case .array(let items) = value else { continue }
+            let key = "merge.params.\(name)"
+            for (index, item) in items.enumerated() {
+                guard case .number = item else { throw fail("\(key)[\(index)]", "expected a number, got \(describe(item))") }
+            }
+            guard items.count == blocks + 2 else {
+                throw fail(key, "expected \(blocks + 2) values, one per block (embedding, the \(blocks) blocks of partition.blocks, head), or a single number; got \(items.count)")
+            }
+            if strategies.contains(.layerwise) {
+                throw fail(key, "a list has one value per block of the bambo strategy's partition, but layerwise trials have one block per layer: give a single number or leave layerwise out")
+            }
+        }
     }
 
     /// `strategy: NAME` or `strategies: [NAME, …]` (not both); default `[bambo]`.
@@ -359,7 +380,7 @@ struct YAMLReader {
             }
             do { try parameters.set(name, to: text) } catch { throw fail("\(key).\(name)", "\(error)") }
         }
-        do { _ = try parameters.resolved(for: method) } catch { throw fail(key, "\(error)") }
+        do { try parameters.validate(for: method) } catch { throw fail(key, "\(error)") }
     }
 
     func model(_ node: Node, key: String) throws -> ModelRef {

@@ -17,6 +17,7 @@ public struct MergeRequest: Sendable {
     /// K + 2 weight vectors: embedding, B_1…B_K, head.
     public var weights: BlockWeights
     public var method: MergeMethod
+    /// The method's parameters; numeric ones may hold one value per block (K + 2, like `weights`).
     public var parameters: MergeParameters
     /// Output dtype of float tensors (BF16, F16 or F32); `nil` keeps each tensor's input dtype.
     public var outputDType: DType?
@@ -200,7 +201,7 @@ public enum MergeEngine {
             for (t, tensor) in plan.tensors.enumerated() {
                 try cancellation?.check()
                 windows[t] = try MagnitudeStatistics.windows(
-                    tensor: tensor, source: source, method: request.method, parameters: plan.parameters,
+                    tensor: tensor, source: source, method: request.method, parameters: plan.parameters[tensor.block],
                     chunkElements: plan.chunkElements(for: tensor), threads: threads, cancellation: cancellation)
                 done += Int64(tensor.elementCount * tensor.inputDType.byteSize * inputsPerElement)
                 progress?(MergeProgress(phase: .statistics, bytesDone: done, bytesTotal: readTotal))
@@ -208,7 +209,7 @@ public enum MergeEngine {
         }
         let contexts = plan.tensors.enumerated().map { t, tensor in
             TensorMergeContext(
-                method: request.method, parameters: plan.parameters,
+                method: request.method, parameters: plan.parameters[tensor.block],
                 weights: request.weights.perBlock[tensor.block].map { Float($0) },
                 windows: windows[t].isEmpty ? Array(repeating: .all, count: source.models.count) : windows[t],
                 streamKeys: (0..<source.models.count).map { MergeRandom.streamKey(seed: request.seed, tensor: tensor.name, model: $0) },
@@ -445,7 +446,8 @@ public enum MergeEngine {
 struct MergePlan {
     let request: MergeRequest
     let source: MergeSource
-    let parameters: ResolvedMergeParameters
+    /// Per block (0 = embedding, 1…K, K+1 = head).
+    let parameters: [ResolvedMergeParameters]
     let tensors: [PlannedTensor]
     let recipe: MergeRecipe
     var usesBase: Bool { request.method.needsBase }
@@ -461,7 +463,7 @@ struct MergePlan {
         if let dtype = request.outputDType, !dtype.isFloatConvertible {
             throw MergeError(.invalidRequest("output dtype \(dtype.rawValue); expected BF16, F16 or F32"))
         }
-        parameters = try request.parameters.resolved(for: method)
+        parameters = try request.parameters.resolved(for: method, blockCount: request.blocks.count + 2)
         let blocks = request.blocks.map { [$0.lowerBound, $0.upperBound] }
         try request.weights.validate(layerBlocks: blocks.count, models: request.models.count)
 

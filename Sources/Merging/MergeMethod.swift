@@ -75,23 +75,107 @@ public enum MergeMethod: String, Codable, Sendable, CaseIterable {
     }
 }
 
-/// The method's scalar parameters (the same in every block; block weights carry the per-block part).
-/// `nil` means the method's default.
+/// A numeric method parameter: one value for every block, or one value per block in the order of
+/// the block weights (embedding, B_1…B_K, head). YAML/JSON: a number or a list of numbers;
+/// command line: `0.5` or `0.3,0.5,0.7,0.5` (blocks separated by commas, as in `--weights`).
+public enum BlockParameter: Codable, Sendable, Equatable, ExpressibleByFloatLiteral, ExpressibleByIntegerLiteral, ExpressibleByArrayLiteral {
+    /// The same value in every block.
+    case all(Double)
+    /// One value per block: embedding, B_1…B_K, head.
+    case perBlock([Double])
+
+    public init(floatLiteral value: Double) { self = .all(value) }
+    public init(integerLiteral value: Int) { self = .all(Double(value)) }
+    public init(arrayLiteral values: Double...) { self = .perBlock(values) }
+
+    /// The value in block `b` (0 = embedding, 1…K, K+1 = head); for `perBlock`, `b` must be in range.
+    public func value(inBlock b: Int) -> Double {
+        switch self {
+        case .all(let v): v
+        case .perBlock(let values): values[b]
+        }
+    }
+
+    /// The single value, when the same in every block.
+    public var scalar: Double? {
+        if case .all(let v) = self { return v }
+        return nil
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let v = try? container.decode(Double.self) {
+            self = .all(v)
+        } else if let values = try? container.decode([Double].self) {
+            self = .perBlock(values)
+        } else {
+            throw DecodingError.dataCorrupted(.init(
+                codingPath: decoder.codingPath,
+                debugDescription: "expected a number or a list of numbers, one per block (embedding, B1…BK, head)"))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .all(let v): try container.encode(v)
+        case .perBlock(let values): try container.encode(values)
+        }
+    }
+
+    /// YAML flow text: `0.5` or `[0.3, 0.5, 0.7]`.
+    public var yamlText: String {
+        switch self {
+        case .all(let v): formatNumber(v)
+        case .perBlock(let values): "[\(values.map(formatNumber).joined(separator: ", "))]"
+        }
+    }
+
+    /// The command-line text: `0.5` or `0.3,0.5,0.7`.
+    public var commandLineText: String {
+        switch self {
+        case .all(let v): formatNumber(v)
+        case .perBlock(let values): values.map(formatNumber).joined(separator: ",")
+        }
+    }
+
+    /// Parses the command-line text of parameter `name`: a number, or numbers separated by commas
+    /// (optionally in brackets) for one value per block.
+    public static func parse(_ text: String, name: String) throws -> BlockParameter {
+        var body = text.trimmingCharacters(in: .whitespaces)
+        let bracketed = body.hasPrefix("[") && body.hasSuffix("]")
+        if bracketed { body = String(body.dropFirst().dropLast()) }
+        let parts = body.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        var values: [Double] = []
+        for (b, part) in parts.enumerated() {
+            guard let d = Double(part), d.isFinite else {
+                let which = parts.count == 1 && !bracketed ? "" : " (block \(b + 1) of \(parts.count))"
+                throw MergeError(.invalidParameter("\(name)=\(text)\(which): \"\(part)\" is not a finite number; expected a number, or one number per block separated by commas"))
+            }
+            values.append(d)
+        }
+        return values.count == 1 && !bracketed ? .all(values[0]) : .perBlock(values)
+    }
+}
+
+/// The method's parameters. The numeric ones (`density`, `gamma`, `epsilon`, `lambda`) may differ
+/// per block (``BlockParameter``), like the block weights; `normalize` and `rescale` hold for the
+/// whole merge. `nil` means the method's default.
 public struct MergeParameters: Codable, Sendable, Equatable {
-    /// Fraction of each task vector kept, in [0, 1] (default 1: keep everything).
-    public var density: Double?
+    /// Fraction of each task vector kept, in (0, 1] (default 1: keep everything).
+    public var density: BlockParameter?
     /// Breadcrumbs: fraction of the largest magnitudes removed, in [0, 1] (default 0.01).
-    public var gamma: Double?
+    public var gamma: BlockParameter?
     /// DELLA: half-width of the keep-probability range, 0 ≤ ε, density ± ε within (0, 1] (default 0.15).
-    public var epsilon: Double?
+    public var epsilon: BlockParameter?
     /// Scale of the mixed task vector (default 1).
-    public var lambda: Double?
+    public var lambda: BlockParameter?
     /// Divide the mixed delta by the sum of the weights that contributed (default: see ``MergeMethod``).
     public var normalize: Bool?
     /// DARE/DELLA: divide kept elements by their keep probability (default true).
     public var rescale: Bool?
 
-    public init(density: Double? = nil, gamma: Double? = nil, epsilon: Double? = nil, lambda: Double? = nil,
+    public init(density: BlockParameter? = nil, gamma: BlockParameter? = nil, epsilon: BlockParameter? = nil, lambda: BlockParameter? = nil,
                 normalize: Bool? = nil, rescale: Bool? = nil) {
         self.density = density
         self.gamma = gamma
@@ -101,14 +185,12 @@ public struct MergeParameters: Codable, Sendable, Equatable {
         self.rescale = rescale
     }
 
-    /// Sets `name=value` as given on the command line (`density=0.5`, `normalize=true`).
+    /// The parameters that may take one value per block.
+    public static let blockParameterNames = ["density", "gamma", "epsilon", "lambda"]
+
+    /// Sets `name=value` as given on the command line (`density=0.5`, `density=0.3,0.5,0.7`,
+    /// `normalize=true`).
     public mutating func set(_ name: String, to value: String) throws {
-        func number() throws -> Double {
-            guard let d = Double(value.trimmingCharacters(in: .whitespaces)), d.isFinite else {
-                throw MergeError(.invalidParameter("\(name)=\(value): expected a finite number"))
-            }
-            return d
-        }
         func flag() throws -> Bool {
             switch value.lowercased().trimmingCharacters(in: .whitespaces) {
             case "true", "1", "yes": return true
@@ -117,12 +199,21 @@ public struct MergeParameters: Codable, Sendable, Equatable {
             }
         }
         switch name {
-        case "density": density = try number()
-        case "gamma": gamma = try number()
-        case "epsilon": epsilon = try number()
-        case "lambda": lambda = try number()
         case "normalize": normalize = try flag()
         case "rescale": rescale = try flag()
+        default: try set(name, to: try BlockParameter.parse(value, name: name))
+        }
+    }
+
+    /// Sets a numeric parameter to one value or one value per block.
+    public mutating func set(_ name: String, to value: BlockParameter) throws {
+        switch name {
+        case "density": density = value
+        case "gamma": gamma = value
+        case "epsilon": epsilon = value
+        case "lambda": lambda = value
+        case "normalize", "rescale":
+            throw MergeError(.invalidParameter("\(name): expected true or false, not a number or a list"))
         default:
             throw MergeError(.invalidParameter("unknown parameter \"\(name)\"; expected one of density, gamma, epsilon, lambda, normalize, rescale"))
         }
@@ -140,28 +231,76 @@ public struct MergeParameters: Codable, Sendable, Equatable {
         return names
     }
 
-    /// All values resolved against `method`'s defaults, after checking they apply and are in range.
-    public func resolved(for method: MergeMethod) throws -> ResolvedMergeParameters {
+    /// The numeric parameters that are set, by name, in ``blockParameterNames`` order.
+    public var blockParameters: [(name: String, value: BlockParameter)] {
+        [("density", density), ("gamma", gamma), ("epsilon", epsilon), ("lambda", lambda)].compactMap { name, value in
+            value.map { (name, $0) }
+        }
+    }
+
+    /// Whether any numeric parameter has one value per block.
+    public var hasPerBlockValues: Bool { blockParameters.contains { $0.value.scalar == nil } }
+
+    /// Checks that every parameter applies to `method` and every value is in range, without knowing
+    /// the number of blocks: per-block lists must have the same length, at least 3 (embedding, a
+    /// layer block, head).
+    public func validate(for method: MergeMethod) throws {
+        var count: Int?
+        for (name, value) in blockParameters {
+            guard case .perBlock(let values) = value else { continue }
+            guard values.count >= 3 else {
+                throw MergeError(.invalidParameter("\(name) has \(values.count) value\(values.count == 1 ? "" : "s"); expected a single number or one per block (embedding, the layer blocks, head: at least 3)"))
+            }
+            if let count, count != values.count {
+                throw MergeError(.invalidParameter("\(name) has \(values.count) values where another parameter has \(count); expected one per block in each"))
+            }
+            count = values.count
+        }
+        _ = try resolved(for: method, blockCount: count ?? 3)
+    }
+
+    /// The values of every block resolved against `method`'s defaults, after checking they apply,
+    /// that each per-block list has `blockCount` values (embedding, K layer blocks, head) and that
+    /// every value is in range. Errors name the parameter and, for lists, the block.
+    public func resolved(for method: MergeMethod, blockCount: Int) throws -> [ResolvedMergeParameters] {
         for name in setNames where !method.parameterNames.contains(name) {
             let accepted = method.parameterNames.isEmpty ? "none" : method.parameterNames.joined(separator: ", ")
             throw MergeError(.invalidParameter("\(method.rawValue) takes no parameter \"\(name)\" (accepted: \(accepted))"))
         }
-        let r = ResolvedMergeParameters(
-            density: density ?? 1, gamma: gamma ?? 0.01, epsilon: epsilon ?? 0.15, lambda: lambda ?? 1,
-            normalize: normalize ?? method.defaultNormalize, rescale: rescale ?? true)
-        func check(_ ok: Bool, _ why: String) throws { if !ok { throw MergeError(.invalidParameter(why)) } }
-        try check(r.density >= 0 && r.density <= 1, "density = \(r.density): expected a number in [0, 1]")
-        try check(r.gamma >= 0 && r.gamma <= 1, "gamma = \(r.gamma): expected a number in [0, 1]")
-        try check(r.lambda.isFinite, "lambda = \(r.lambda): expected a finite number")
-        if method == .della, r.density < 1 {
-            try check(r.epsilon >= 0 && r.density - r.epsilon > 0 && r.density + r.epsilon <= 1,
-                      "epsilon = \(r.epsilon) with density = \(r.density): expected ε ≥ 0 and density ± ε within (0, 1]")
+        for (name, value) in blockParameters {
+            guard case .perBlock(let values) = value else { continue }
+            if values.count != blockCount {
+                let layerBlocks = blockCount - 2
+                throw MergeError(.invalidParameter(
+                    "\(name) has \(values.count) value\(values.count == 1 ? "" : "s"); expected \(blockCount), one per block (embedding, \(layerBlocks) layer block\(layerBlocks == 1 ? "" : "s"), head), or a single number"))
+            }
         }
-        return r
+        /// "density" or "density[2] (block 2)", for messages.
+        func label(_ name: String, _ value: BlockParameter?, _ b: Int) -> String {
+            guard case .perBlock(let values)? = value else { return name }
+            return "\(name)[\(b)] (\(BlockWeights.blockName(b, of: values.count)))"
+        }
+        func at(_ value: BlockParameter?, _ b: Int) -> Double? { value?.value(inBlock: b) }
+        var blocks: [ResolvedMergeParameters] = []
+        for b in 0..<blockCount {
+            let r = ResolvedMergeParameters(
+                density: at(density, b) ?? 1, gamma: at(gamma, b) ?? 0.01, epsilon: at(epsilon, b) ?? 0.15, lambda: at(lambda, b) ?? 1,
+                normalize: normalize ?? method.defaultNormalize, rescale: rescale ?? true)
+            func check(_ ok: Bool, _ why: String) throws { if !ok { throw MergeError(.invalidParameter(why)) } }
+            try check(r.density > 0 && r.density <= 1, "\(label("density", density, b)) = \(formatNumber(r.density)): expected a number in (0, 1]")
+            try check(r.gamma >= 0 && r.gamma <= 1, "\(label("gamma", gamma, b)) = \(formatNumber(r.gamma)): expected a number in [0, 1]")
+            try check(r.lambda.isFinite, "\(label("lambda", lambda, b)) = \(r.lambda): expected a finite number")
+            if method == .della, r.density < 1 {
+                try check(r.epsilon >= 0 && r.density - r.epsilon > 0 && r.density + r.epsilon <= 1,
+                          "\(label("epsilon", epsilon, b)) = \(formatNumber(r.epsilon)) with \(label("density", density, b)) = \(formatNumber(r.density)): expected ε ≥ 0 and density ± ε within (0, 1]")
+            }
+            blocks.append(r)
+        }
+        return blocks
     }
 }
 
-/// ``MergeParameters`` with every default filled in and validated.
+/// ``MergeParameters`` of one block with every default filled in and validated.
 public struct ResolvedMergeParameters: Sendable, Equatable {
     public var density: Double
     public var gamma: Double

@@ -15,7 +15,8 @@ import Yams
 /// blocks: [[0, 5], [6, 11]]          # or, in --config files only: partition: partition.json
 /// weights: [0.0, 0.25, 0.75, 1.0]    # two models: β per block (embedding, B1…BK, head);
 ///                                    # N models: one list of N weights per block
-/// parameters: {density: 0.5}
+/// parameters: {density: 0.5}           # numeric parameters: one value, or one per block
+///                                    # (density: [0.9, 0.5, 0.3, 0.9] for K = 2)
 /// dtype: bfloat16                    # optional: output dtype
 /// seed: 0
 /// ```
@@ -119,10 +120,10 @@ public struct MergeRecipe: Codable, Sendable, Equatable {
         }
         if let parameters, !parameters.setNames.isEmpty {
             lines.append("parameters:")
-            if let v = parameters.density { lines.append("  density: \(formatNumber(v))") }
-            if let v = parameters.gamma { lines.append("  gamma: \(formatNumber(v))") }
-            if let v = parameters.epsilon { lines.append("  epsilon: \(formatNumber(v))") }
-            if let v = parameters.lambda { lines.append("  lambda: \(formatNumber(v))") }
+            if let v = parameters.density { lines.append("  density: \(v.yamlText)") }
+            if let v = parameters.gamma { lines.append("  gamma: \(v.yamlText)") }
+            if let v = parameters.epsilon { lines.append("  epsilon: \(v.yamlText)") }
+            if let v = parameters.lambda { lines.append("  lambda: \(v.yamlText)") }
             if let v = parameters.normalize { lines.append("  normalize: \(v)") }
             if let v = parameters.rescale { lines.append("  rescale: \(v)") }
         }

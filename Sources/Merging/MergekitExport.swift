@@ -4,10 +4,13 @@ import SafeTensors
 /// A mergekit configuration (YAML) that performs the same block-wise merge.
 ///
 /// One slice per layer block, each listing every model (and the base, for task-vector methods)
-/// with the block's `layer_range` (half-open, as mergekit wants) and the model's block weight.
+/// with the block's `layer_range` (half-open, as mergekit wants), the model's block weight and the
+/// block's `density`, `gamma` and `epsilon` (constant within a slice, so no gradient lists);
+/// a per-block `lambda` goes into each slice's own `parameters`.
 /// mergekit takes the embedding's parameters from the first slice and the final norm's and
-/// `lm_head`'s from the last; both get their own weights through `filter` entries naming those
-/// tensors exactly (written into every slice, so the order of mergekit's lookup does not matter).
+/// `lm_head`'s from the last; both get their own weights (and per-block parameters) through
+/// `filter` entries naming those tensors exactly (written into every slice, so the order of
+/// mergekit's lookup does not matter).
 /// Arithmetic is set to float32 (`dtype`) and the result rounded to the output dtype (`out_dtype`),
 /// as bambo does.
 ///
@@ -25,9 +28,10 @@ public enum MergekitExport {
             throw MergeError(.invalidRequest("mergekit export needs the layer blocks"))
         }
         let method = recipe.mergeMethod
-        let parameters = try (recipe.parameters ?? MergeParameters()).resolved(for: method)
-        let weights = recipe.weights.perBlock
+        let given = recipe.parameters ?? MergeParameters()
         let k = blocks.count
+        let parameters = try given.resolved(for: method, blockCount: k + 2)
+        let weights = recipe.weights.perBlock
         var lines: [String] = [
             "# mergekit configuration written by bambo \(bamboLibraryVersion): the same block-wise merge",
             "# (\(method.rawValue), \(k) layer block\(k == 1 ? "" : "s"), weights embedding, B1…B\(k), head = \(recipe.weights.commandLineText)).",
@@ -37,13 +41,28 @@ public enum MergekitExport {
         ]
         lines.append("out_dtype: \(MergeRecipe.dtypeName(outputDType))")
         if method.needsBase, let base = recipe.baseModel { lines.append("base_model: \(quoted(base))") }
+        // A value per block as mergekit reads it for slice `b` (layer block b + 1): a plain number
+        // when the same in every block, else a list of `filter` entries giving the embedding's and
+        // head's tensors their blocks' values, then the layer block's value.
+        func setting(_ key: String, indent: String, constant: Bool, slice b: Int, value: (Int) -> Double) -> [String] {
+            if constant { return ["\(indent)\(key): \(formatNumber(value(b + 1)))"] }
+            var out = ["\(indent)\(key):"]
+            for name in embeddingTensors { out += ["\(indent)  - filter: \(quoted(name))", "\(indent)    value: \(formatNumber(value(0)))"] }
+            for name in headTensors { out += ["\(indent)  - filter: \(quoted(name))", "\(indent)    value: \(formatNumber(value(k + 1)))"] }
+            out.append("\(indent)  - value: \(formatNumber(value(b + 1)))")
+            return out
+        }
+        // mergekit's `lambda` is a method-wide parameter; per block it goes to each slice's own
+        // `parameters`, which mergekit consults before the top-level ones.
+        func varies(_ value: BlockParameter?) -> Bool { if case .perBlock? = value { true } else { false } }
+        let lambdaPerBlock = varies(given.lambda)
         var global: [String] = []
         if method == .linear {
             global.append("normalize: false")
         } else {
-            global.append("normalize: \(parameters.normalize)")
-            global.append("lambda: \(formatNumber(parameters.lambda))")
-            if method.parameterNames.contains("rescale") { global.append("rescale: \(parameters.rescale)") }
+            global.append("normalize: \(parameters[0].normalize)")
+            if !lambdaPerBlock { global.append("lambda: \(formatNumber(parameters[0].lambda))") }
+            if method.parameterNames.contains("rescale") { global.append("rescale: \(parameters[0].rescale)") }
         }
         lines.append("parameters:")
         lines += global.map { "  " + $0 }
@@ -54,23 +73,24 @@ public enum MergekitExport {
                 lines.append("      - model: \(quoted(model.model))")
                 lines.append("        layer_range: [\(block[0]), \(block[1] + 1)]")
                 lines.append("        parameters:")
-                lines.append("          weight:")
-                for name in embeddingTensors {
-                    lines.append("            - filter: \(quoted(name))")
-                    lines.append("              value: \(formatNumber(weights[0][i]))")
+                lines += setting("weight", indent: "          ", constant: false, slice: b) { weights[$0][i] }
+                if method.parameterNames.contains("density") {
+                    lines += setting("density", indent: "          ", constant: !varies(given.density), slice: b) { parameters[$0].density }
                 }
-                for name in headTensors {
-                    lines.append("            - filter: \(quoted(name))")
-                    lines.append("              value: \(formatNumber(weights[k + 1][i]))")
+                if method == .breadcrumbs {
+                    lines += setting("gamma", indent: "          ", constant: !varies(given.gamma), slice: b) { parameters[$0].gamma }
                 }
-                lines.append("            - value: \(formatNumber(weights[b + 1][i]))")
-                if method.parameterNames.contains("density") { lines.append("          density: \(formatNumber(parameters.density))") }
-                if method == .breadcrumbs { lines.append("          gamma: \(formatNumber(parameters.gamma))") }
-                if method == .della { lines.append("          epsilon: \(formatNumber(parameters.epsilon))") }
+                if method == .della {
+                    lines += setting("epsilon", indent: "          ", constant: !varies(given.epsilon), slice: b) { parameters[$0].epsilon }
+                }
             }
             if method.needsBase, let base = recipe.baseModel {
                 lines.append("      - model: \(quoted(base))")
                 lines.append("        layer_range: [\(block[0]), \(block[1] + 1)]")
+            }
+            if lambdaPerBlock {
+                lines.append("    parameters:")
+                lines += setting("lambda", indent: "      ", constant: false, slice: b) { parameters[$0].lambda }
             }
         }
         return lines.joined(separator: "\n") + "\n"

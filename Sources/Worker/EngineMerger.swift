@@ -5,7 +5,8 @@ import SafeTensors
 
 /// `TrialMerger` over the streaming merge engine (`MergeEngine`): TASK fields map to a
 /// `MergeRequest` (blocks from `partition.blocks`, β per block from `weights`, method, dtype,
-/// params and seed from `merge`, `base` when given).
+/// params and seed from `merge`, `base` when given). A numeric param may be a list with one value
+/// per block, like `weights`.
 public struct EngineMerger: TrialMerger {
     /// Merge threads (the output does not depend on it).
     public var threads: Int
@@ -42,14 +43,26 @@ public struct EngineMerger: TrialMerger {
         }
         var parameters = MergeParameters()
         for (name, value) in task.merge.params.sorted(by: { $0.key < $1.key }) {
-            let text: String
-            switch value {
-            case .number(let number): text = String(number)
-            case .bool(let flag): text = String(flag)
-            case .string(let string): text = string
-            default: throw bad("merge.params.\(name): expected a number or a boolean")
+            do {
+                switch value {
+                case .number(let number): try parameters.set(name, to: String(number))
+                case .bool(let flag): try parameters.set(name, to: String(flag))
+                case .string(let string): try parameters.set(name, to: string)
+                case .array(let items):
+                    // One value per block: embedding, B1…BK, head.
+                    let values = try items.enumerated().map { index, item throws(AttemptFailure) -> Double in
+                        guard case .number(let number) = item else { throw bad("merge.params.\(name)[\(index)]: expected a number") }
+                        return number
+                    }
+                    try parameters.set(name, to: .perBlock(values))
+                default:
+                    throw bad("merge.params.\(name): expected a number, a list of numbers (one per block) or a boolean")
+                }
+            } catch let failure as AttemptFailure {
+                throw failure
+            } catch {
+                throw bad("merge.params.\(name): \(error)")
             }
-            do { try parameters.set(name, to: text) } catch { throw bad("merge.params.\(name): \(error)") }
         }
         let dtype: DType = switch task.merge.dtype {
         case .bfloat16: .bf16

@@ -20,7 +20,7 @@ struct AskTellCommand: ParsableCommand {
               `initial` observations were told, then qEHVI/qNEHVI proposals given the pending
               points (dispatched, not yet told)
 
-        A malformed line is answered {"error": "..."} and the session goes on. EOF ends it.
+        A malformed line is answered {"error": "..."} and the session goes on. EOF ends it. \
         Every answer is one line, flushed at once.
         """)
 

@@ -12,7 +12,7 @@ struct BenchMergeCommand: ParsableCommand {
         commandName: "merge",
         abstract: "Time `bambo merge` against the physical bound (read the inputs + write the output).",
         discussion: """
-        Generates two Qwen3-shaped bf16 fine-tunes of a base once into a cache
+        Generates two Qwen3-shaped bf16 fine-tunes of a base once into a cache \
         directory, then in one run measures
           bound  reading every input byte from the page cache (after a warming
                  read) plus writing as many bytes as the merged model has to the
@@ -20,8 +20,8 @@ struct BenchMergeCommand: ParsableCommand {
                  two writes);
           merge  `bambo merge` (linear, K blocks, distinct weights) as a child
                  process: wall time and peak resident memory (wait4's maxrss);
-        and prints both times, bound / merge (target ≥ 0.7) and the peak RSS.
-        With --mergekit PATH/mergekit-yaml it also runs mergekit on the same
+        and prints both times, bound / merge (target ≥ 0.7) and the peak RSS. \
+        With --mergekit PATH/mergekit-yaml it also runs mergekit on the same \
         merge (exported by `bambo merge --emit-mergekit`): time and peak RSS.
 
         Example:

@@ -18,10 +18,10 @@ struct BenchOptimizerCommand: ParsableCommand {
         commandName: "optimizer",
         abstract: "Run the multi-objective BO loop on a test problem and report hypervolumes and timings.",
         discussion: """
-        Runs N0 scrambled-Sobol points, then T batches of q proposals (fit one GP per
-        objective, then optimize the acquisition), and reports per iteration the
-        hypervolume, log10(maxHV − HV) where maxHV is known, and the seconds spent
-        fitting and optimizing the acquisition. Objectives are maximized (negated
+        Runs N0 scrambled-Sobol points, then T batches of q proposals (fit one GP per \
+        objective, then optimize the acquisition), and reports per iteration the \
+        hypervolume, log10(maxHV − HV) where maxHV is known, and the seconds spent \
+        fitting and optimizing the acquisition. Objectives are maximized (negated \
         textbook problems); the reference point is the problem's standard one.
 
         Examples:

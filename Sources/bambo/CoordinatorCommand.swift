@@ -10,15 +10,15 @@ struct CoordinatorCommand: ParsableCommand {
         commandName: "coordinator",
         abstract: "Run a study: hand trials to workers, record their results, propose new trials until the budget is spent.",
         discussion: """
-        On first start it profiles the two models, partitions the layers, stores both in the archive
-        and proposes the warm start (x = 0, x = 1, x = ½, then Sobol points up to `initial`). Restarted
-        on the same archive it resumes from the archive alone. Workers connect with
+        On first start it profiles the two models, partitions the layers, stores both in the archive \
+        and proposes the warm start (x = 0, x = 1, x = ½, then Sobol points up to `initial`). Restarted \
+        on the same archive it resumes from the archive alone. Workers connect with \
         `bambo worker --connect tcp://HOST:5555`; watch with `bambo log --follow`.
 
-        SIGINT/SIGTERM stop dispatching and exit 0 (restart to resume). At the budget the workers get
+        SIGINT/SIGTERM stop dispatching and exit 0 (restart to resume). At the budget the workers get \
         SHUTDOWN, the study is marked finished and the command exits 0.
 
-        Binding anything but loopback needs CURVE (--curve-secret, --allow-keys; keys from
+        Binding anything but loopback needs CURVE (--curve-secret, --allow-keys; keys from \
         `bambo keygen`) or an explicit --insecure.
         """)
 

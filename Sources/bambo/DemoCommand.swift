@@ -13,26 +13,26 @@ struct DemoCommand: ParsableCommand {
         commandName: "demo",
         abstract: "Run a whole study on this machine: a coordinator and workers on loopback over the tiny demo family, then the Pareto front.",
         discussion: """
-        Writes OUT/study.yaml (the tiny Thinking/Instruct family of cluster/demo, 6 layers in 3 blocks,
-        the multiply and choice benchmarks, greedy decoding), starts `bambo coordinator` and --workers
-        `bambo worker` processes on 127.0.0.1 (logs in OUT/logs/), follows the study's events until the
-        budget is spent, then prints the Pareto front and writes OUT/study.db (the archive) and
+        Writes OUT/study.yaml (the tiny Thinking/Instruct family of cluster/demo, 6 layers in 3 blocks, \
+        the multiply and choice benchmarks, greedy decoding), starts `bambo coordinator` and --workers \
+        `bambo worker` processes on 127.0.0.1 (logs in OUT/logs/), follows the study's events until the \
+        budget is spent, then prints the Pareto front and writes OUT/study.db (the archive) and \
         OUT/front.json (`bambo export --format json`) and OUT/report.html (`bambo export --format html`).
 
-        --baselines (default grid) adds comparison strategies to the same archive: grid = model-level
-        merges (linear and TIES at α = 0.1, 0.3, …, 0.9, or 0.5 alone below budget 16; paper §4.3), layerwise =
+        --baselines (default grid) adds comparison strategies to the same archive: grid = model-level \
+        merges (linear and TIES at α = 0.1, 0.3, …, 0.9, or 0.5 alone below budget 16; paper §4.3), layerwise = \
         one block per layer with the same budget as the block-wise search. `none` runs bambo alone.
 
-        --budget N is the number of evaluations: a warm start of about N/4 trials (at least the 3
-        anchors x = 0, x = 1, x = ½, the rest Sobol points), then qEHVI batches of 4; the remainder of
+        --budget N is the number of evaluations: a warm start of about N/4 trials (at least the 3 \
+        anchors x = 0, x = 1, x = ½, the rest Sobol points), then qEHVI batches of 4; the remainder of \
         N/4 goes to the warm start.
 
-        The workers' inference server needs a Python environment with torch (CPU) and
-        transformers[serving]: `bash cluster/python-env.sh` makes it and prints its python
+        The workers' inference server needs a Python environment with torch (CPU) and \
+        transformers[serving]: `bash cluster/python-env.sh` makes it and prints its python \
         (pass it as --python or BAMBO_PYTHON).
 
-        Ctrl-C (or SIGTERM) stops the coordinator, the workers and their servers; the archive is kept
-        and the same command resumes it. A child that dies unexpectedly stops the demo with the tail of
+        Ctrl-C (or SIGTERM) stops the coordinator, the workers and their servers; the archive is kept \
+        and the same command resumes it. A child that dies unexpectedly stops the demo with the tail of \
         its log.
 
         Examples:

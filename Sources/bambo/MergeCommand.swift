@@ -14,12 +14,12 @@ struct MergeCommand: ParsableCommand {
         commandName: "merge",
         abstract: "Merge models block-wise: each block of layers (plus embedding and head) gets its own weights.",
         discussion: """
-        Weights follow the partition file (`bambo partition --out`): one per block,
-        in the order embedding, B1…BK, head. For two models a block's weight is β
-        and the block becomes (1 − β)·first + β·second. For N models give N
+        Weights follow the partition file (`bambo partition --out`): one per block, \
+        in the order embedding, B1…BK, head. For two models a block's weight is β \
+        and the block becomes (1 − β)·first + β·second. For N models give N \
         weights per block separated by colons, summing to 1:
           --weights 0.5:0.5:0,0.2:0.3:0.5,…
-        Tensors outside the layers follow the embedding block; the final norm and
+        Tensors outside the layers follow the embedding block; the final norm and \
         lm_head form the head block.
 
         Methods (mergekit's names; all but linear need --base):
@@ -31,13 +31,15 @@ struct MergeCommand: ParsableCommand {
           breadcrumbs      drop the largest gamma and the smallest (density, gamma)
           della            keep prob. density ± epsilon by rank in the row,
                            /prob., sign election                   (density, epsilon)
-        All task-vector methods also take lambda and normalize; dare_* and della
-        take rescale. Defaults are mergekit's.
+        All task-vector methods also take lambda and normalize; dare_* and della \
+        take rescale. Defaults are mergekit's. density, gamma, epsilon and lambda \
+        take one value, or one per block in the order of --weights:
+          --param density=0.9,0.5,0.3,0.9   (YAML: density: [0.9, 0.5, 0.3, 0.9])
 
-        The output is a Hugging Face model directory: shards (at most --shard-mb
-        each) with an index, config.json, tokenizer and generation files of the
-        first model, and bambo-merge.yaml (the recipe, also in each shard's
-        metadata). It is written under a hidden name and renamed at the end: a
+        The output is a Hugging Face model directory: shards (at most --shard-mb \
+        each) with an index, config.json, tokenizer and generation files of the \
+        first model, and bambo-merge.yaml (the recipe, also in each shard's \
+        metadata). It is written under a hidden name and renamed at the end: a \
         failed merge leaves nothing behind. Memory stays small at any model size.
 
         --config FILE reads the same fields from YAML (bambo-merge.yaml's format):
@@ -74,7 +76,7 @@ struct MergeCommand: ParsableCommand {
     @Option(help: "linear, task_arithmetic, ties, dare_linear, dare_ties, breadcrumbs or della.")
     var method: MergeMethod?
 
-    @Option(name: .customLong("param"), help: ArgumentHelp("A method parameter, e.g. density=0.5 (repeatable).", valueName: "name=value"))
+    @Option(name: .customLong("param"), help: ArgumentHelp("A method parameter, e.g. density=0.5, or one value per block: density=0.9,0.5,0.9 (repeatable).", valueName: "name=value"))
     var params: [String] = []
 
     @Option(help: "Output dtype: bfloat16, float16 or float32 (default: as the inputs).")

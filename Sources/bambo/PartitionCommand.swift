@@ -10,15 +10,15 @@ struct PartitionCommand: ParsableCommand {
         discussion: """
         Minimizes exactly, by dynamic programming,
           J = Σ_B [ Σ_{l∈B} (d_l − μ_B)²  +  λ · (Σ_{l∈B} d_l − Σd/K)² ]
-        The first term keeps layers with similar differences together
-        (homogeneity); the second gives every block an equal share of the
+        The first term keeps layers with similar differences together \
+        (homogeneity); the second gives every block an equal share of the \
         difference mass (balance). λ trades them:
           λ = 0     variance only (Fisher–Jenks): blocks follow the shape of d
           λ = 1     the paper's hybrid (default)
           λ large   balance dominates: heavy layers get blocks of their own,
                     light ones are pooled
-        --strategy variance|balance|uniform gives the paper's ablations and
-        the naive equal split. The optimizer then searches K + 2 weights:
+        --strategy variance|balance|uniform gives the paper's ablations and \
+        the naive equal split. The optimizer then searches K + 2 weights: \
         embedding, the K blocks, head.
 
         Examples:

@@ -46,8 +46,8 @@ struct ProfileCommand: ParsableCommand {
         discussion: """
         For models M_1…M_N (and an optional base), the difference of layer l is
           d_l = Σ_i ‖TV_l^(i) − mean_i TV_l‖_p,   TV_l^(i) = M_i,l − base_l
-        with all tensors of layer l taken as one vector. The embedding and
-        the head (final norm + lm_head) are profiled too and reported apart.
+        with all tensors of layer l taken as one vector. The embedding and \
+        the head (final norm + lm_head) are profiled too and reported apart. \
         Checkpoints are streamed: memory stays small.
 
         Example:

@@ -11,15 +11,15 @@ struct SelectCommand: ParsableCommand {
         commandName: "select",
         abstract: "Pick a Pareto model for a preference over the objectives (paper §3.4).",
         discussion: """
-        Over the study's Pareto set (normalized objectives, Eq. 2), the K
-        models whose objective vectors have the highest cosine similarity
-        to the preference are kept, and the one with the best overall
+        Over the study's Pareto set (normalized objectives, Eq. 2), the K \
+        models whose objective vectors have the highest cosine similarity \
+        to the preference are kept, and the one with the best overall \
         performance (largest sum of objectives) among them is chosen.
           bambo select --archive study.sqlite --preference 0.7,0.3 \\
               [--top-k 3] [--json]
-        Without --preference, every Das–Dennis preference vector with
-        --divisions H (the simplex lattice k/H) gets its choice, followed by
-        the best model for each objective, as the paper builds its
+        Without --preference, every Das–Dennis preference vector with \
+        --divisions H (the simplex lattice k/H) gets its choice, followed by \
+        the best model for each objective, as the paper builds its \
         selection.
         """)
 
@@ -144,10 +144,10 @@ struct MaterializeCommand: ParsableCommand {
         commandName: "materialize",
         abstract: "Merge one trial's model for deployment, exactly as the worker merged it.",
         discussion: """
-        Uses the archive's partition, the trial's weights, the study's
-        models, base and merge spec, through the worker's own merge path,
-        so the shards are byte-identical to what was evaluated. The output
-        is a Hugging Face model directory (shards, the first model's config,
+        Uses the archive's partition, the trial's weights, the study's \
+        models, base and merge spec, through the worker's own merge path, \
+        so the shards are byte-identical to what was evaluated. The output \
+        is a Hugging Face model directory (shards, the first model's config, \
         tokenizer and generation files, and bambo-merge.yaml, the recipe).
           bambo materialize --archive study.sqlite --trial 12 --out merged-12
         """)

@@ -183,7 +183,7 @@ struct ExportCommand: ParsableCommand {
                   benchmark, hypervolume over evaluations per strategy,
                   the partition and a table of the Pareto models; stdout
                   unless --out FILE
-        Hypervolumes use the reference point (0, …, 0) of the normalized
+        Hypervolumes use the reference point (0, …, 0) of the normalized \
         objectives (every objective's base model).
         """)
 

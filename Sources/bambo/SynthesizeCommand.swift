@@ -21,10 +21,10 @@ struct SynthesizeCommand: ParsableCommand {
         commandName: "synthesize",
         abstract: "Write a synthetic Qwen3-shaped model family (base, instruct, thinking) for trying BAMBO out.",
         discussion: """
-        The two fine-tunes are the base plus seeded random deltas whose size
-        grows with depth, so `bambo profile` shows the shape the paper reports
-        for real Thinking/Instruct pairs. The files are real Hugging Face model
-        directories (config.json, safetensors shards, index); their weights are
+        The two fine-tunes are the base plus seeded random deltas whose size \
+        grows with depth, so `bambo profile` shows the shape the paper reports \
+        for real Thinking/Instruct pairs. The files are real Hugging Face model \
+        directories (config.json, safetensors shards, index); their weights are \
         noise: they exercise merge, profile and partition, not text generation.
 
         Examples:

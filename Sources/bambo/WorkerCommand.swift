@@ -9,29 +9,29 @@ struct WorkerCommand: AsyncParsableCommand {
         commandName: "worker",
         abstract: "Take trials from a coordinator: merge, evaluate, report (BAMBO/1 over ZeroMQ).",
         discussion: """
-        Connects a DEALER socket to the coordinator, announces itself (READY:
-        slots = 1 + prefetch, GPUs, evaluators), then for each TASK merges the
-        two models into SCRATCH/trial-T-attempt-A/model and runs the study's
-        evaluator on it, sending HEARTBEAT and PROGRESS throughout and RESULT or
-        FAILURE at the end (kept and re-sent until the coordinator ACKs it).
+        Connects a DEALER socket to the coordinator, announces itself (READY: \
+        slots = 1 + prefetch, GPUs, evaluators), then for each TASK merges the \
+        two models into SCRATCH/trial-T-attempt-A/model and runs the study's \
+        evaluator on it, sending HEARTBEAT and PROGRESS throughout and RESULT or \
+        FAILURE at the end (kept and re-sent until the coordinator ACKs it). \
         With --prefetch 1 the next task merges while the current one evaluates.
 
-        The `exec` evaluator runs the study's command with BAMBO_MODEL_DIR,
-        BAMBO_TRIAL, BAMBO_ATTEMPT, BAMBO_WEIGHTS (JSON array) and BAMBO_WORK_DIR
+        The `exec` evaluator runs the study's command with BAMBO_MODEL_DIR, \
+        BAMBO_TRIAL, BAMBO_ATTEMPT, BAMBO_WEIGHTS (JSON array) and BAMBO_WORK_DIR \
         set, in its own process group, and reads one JSON object from its stdout:
           {"benchmarks": {"NAME": {"accuracy": 0.71, "tokens": 812.5}, ...}}
-        Non-zero exit, bad JSON, NaN or a timeout end the attempt with FAILURE
+        Non-zero exit, bad JSON, NaN or a timeout end the attempt with FAILURE \
         and the last lines of its stderr.
 
-        The `harness` evaluator runs the study's benchmarks with the built-in
-        evaluation through one inference backend kept alive across trials
-        (transformers serve loads each merged directory by path; vllm/sglang
-        swap weights; openai uses the study's endpoint). Servers use --python
+        The `harness` evaluator runs the study's benchmarks with the built-in \
+        evaluation through one inference backend kept alive across trials \
+        (transformers serve loads each merged directory by path; vllm/sglang \
+        swap weights; openai uses the study's endpoint). Servers use --python \
         and are stopped when the worker exits.
 
-        The worker reconnects with back-off (1, 2, 4 ... 30 s) when the
-        coordinator falls silent, and re-sends what it has not had ACKed.
-        SIGTERM/SIGINT abandon the current tasks (FAILURE ABANDONED), say BYE and
+        The worker reconnects with back-off (1, 2, 4 ... 30 s) when the \
+        coordinator falls silent, and re-sends what it has not had ACKed. \
+        SIGTERM/SIGINT abandon the current tasks (FAILURE ABANDONED), say BYE and \
         exit 0. SHUTDOWN from the coordinator exits 0 unless --persist.
 
         Examples:

@@ -62,7 +62,7 @@ private let withBase = issueStudyYAML + "\nbase: {name: base, path: ckpt/base}"
         #expect(custom.params["ties"] == ["density": 0.7, "lambda": 1.5] && custom.params["linear"] == [:])
     }
 
-    @Test func badStrategySettingsNameTheKey() {
+    @Test func badStrategySettingsNameTheKey() throws {
         let cases: [(String, String)] = [
             ("\nstrategy: blockwise", "study.yaml: strategy: expected one of bambo, layerwise, grid, got \"blockwise\""),
             ("\nstrategies: [bambo, evolution]", "study.yaml: strategies[1]: expected one of bambo, layerwise, grid, got \"evolution\""),
@@ -88,7 +88,17 @@ private let withBase = issueStudyYAML + "\nbase: {name: base, path: ckpt/base}"
             #expect(error(issueStudyYAML + extra) == expected)
         }
         #expect(error(withBase + "\nstrategies: [bambo, grid]\ngrid: {params: {ties: {density: 1.5}}}")
-            == "study.yaml: grid.params.ties: merge parameter: density = 1.5: expected a number in [0, 1]")
+            == "study.yaml: grid.params.ties: merge parameter: density = 1.5: expected a number in (0, 1]")
+        // Per-block merge params: K + 2 numbers (K = partition.blocks = 4), not with layerwise.
+        let ties = withBase.replacingOccurrences(of: "merge: {method: linear, dtype: bfloat16}", with: "merge: {method: ties, params: {density: DENSITY}}")
+        #expect(try parse(ties.replacingOccurrences(of: "DENSITY", with: "[0.9, 0.5, 0.4, 0.3, 0.6, 0.9]")).merge.params["density"]
+            == .array([0.9, 0.5, 0.4, 0.3, 0.6, 0.9]))
+        #expect(error(ties.replacingOccurrences(of: "DENSITY", with: "[0.9, 0.5, 0.9]"))
+            == "study.yaml: merge.params.density: expected 6 values, one per block (embedding, the 4 blocks of partition.blocks, head), or a single number; got 3")
+        #expect(error(ties.replacingOccurrences(of: "DENSITY", with: "[0.9, 0.5, high, 0.3, 0.6, 0.9]"))?
+            .hasPrefix("study.yaml: merge.params.density[2]: expected a number") == true)
+        #expect(error(ties.replacingOccurrences(of: "DENSITY", with: "[0.9, 0.5, 0.4, 0.3, 0.6, 0.9]") + "\nstrategies: [bambo, layerwise]")?
+            .hasPrefix("study.yaml: merge.params.density: a list has one value per block of the bambo strategy's partition") == true)
         #expect(error(withBase + "\nstrategies: [bambo, grid]\ngrid: {methods: [ties], params: {della: {density: 0.5}}}")?
             .hasPrefix("study.yaml: grid.params.della: unknown key") == true)
     }

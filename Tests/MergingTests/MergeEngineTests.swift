@@ -184,7 +184,7 @@ struct MergeEngineTests {
                       mentions: ["--base"])
         expectFailure(fixture, MergeRequest(models: fixture.models, base: fixture.base, blocks: Self.blocks, weights: w5, method: .ties,
                                             parameters: MergeParameters(density: 1.5), output: fixture.output("out")),
-                      mentions: ["density = 1.5", "[0, 1]"])
+                      mentions: ["density = 1.5", "(0, 1]"])
         expectFailure(fixture, MergeRequest(models: fixture.models, base: fixture.base, blocks: Self.blocks, weights: w5, method: .ties,
                                             parameters: MergeParameters(epsilon: 0.1), output: fixture.output("out")),
                       mentions: ["ties takes no parameter \"epsilon\""])

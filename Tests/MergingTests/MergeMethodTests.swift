@@ -85,7 +85,9 @@ struct MergeMethodTests {
         var method: MergeMethod
         var parameters: MergeParameters
         var models = 2
-        var testDescription: String { "\(method.rawValue) \(parameters.setNames.joined(separator: ","))" }
+        var testDescription: String {
+            "\(method.rawValue) \(parameters.setNames.joined(separator: ","))\(parameters.hasPerBlockValues ? " per block" : "")\(models > 2 ? " \(models) models" : "")"
+        }
     }
 
     static let cases: [Case] = [
@@ -99,6 +101,12 @@ struct MergeMethodTests {
         Case(method: .breadcrumbs, parameters: MergeParameters(density: 0.7, gamma: 0.05)),
         Case(method: .della, parameters: MergeParameters(density: 0.5, epsilon: 0.2)),
         Case(method: .della, parameters: MergeParameters(density: 0.6, epsilon: 0.1, lambda: 0.9), models: 3),
+        // One value per block (embedding, B1, B2, B3, head).
+        Case(method: .taskArithmetic, parameters: MergeParameters(lambda: [0.5, 1, 1.5, 0.8, 1.2])),
+        Case(method: .ties, parameters: MergeParameters(density: [0.2, 0.9, 0.4, 1, 0.6])),
+        Case(method: .dareTies, parameters: MergeParameters(density: [0.7, 0.3, 1, 0.5, 0.9], lambda: [1, 1.1, 0.9, 1, 1.3]), models: 3),
+        Case(method: .breadcrumbs, parameters: MergeParameters(density: [0.8, 0.6, 0.9, 0.7, 0.5], gamma: [0.01, 0.1, 0, 0.05, 0.2])),
+        Case(method: .della, parameters: MergeParameters(density: [0.5, 0.8, 0.3, 0.6, 1], epsilon: [0.2, 0.1, 0.25, 0, 0.1])),
     ]
 
     @Test("every tensor equals the reference formula (F32 output, several chunks, radix and sort selection)", arguments: cases)
@@ -120,11 +128,13 @@ struct MergeMethodTests {
         let merged = try MergeFixture.read(fixture.output("merged"))
         let p = c.parameters
         for (name, shape) in MergeFixture.shapes {
-            let w = perBlock[MergeFixture.block(of: name, blocks: blocks)]
+            let b = MergeFixture.block(of: name, blocks: blocks)
+            let w = perBlock[b]
             let expected = ReferenceMerge.merge(
                 tensor: name, shape: shape, models: fixture.modelValues.map { $0[name]! }, base: fixture.baseValues[name]!,
-                weights: w.map { Double(Float($0)) }, method: c.method, density: p.density ?? 1, gamma: p.gamma ?? 0.01,
-                epsilon: p.epsilon ?? 0.15, lambda: p.lambda ?? 1, normalize: p.normalize, rescale: p.rescale ?? true, seed: 42)
+                weights: w.map { Double(Float($0)) }, method: c.method, density: p.density?.value(inBlock: b) ?? 1,
+                gamma: p.gamma?.value(inBlock: b) ?? 0.01, epsilon: p.epsilon?.value(inBlock: b) ?? 0.15,
+                lambda: p.lambda?.value(inBlock: b) ?? 1, normalize: p.normalize, rescale: p.rescale ?? true, seed: 42)
             let got = try #require(merged[name])
             #expect(got.count == expected.count)
             var worst = 0.0
@@ -143,7 +153,7 @@ struct MergeMethodTests {
             // Weight 1 on the first model alone: the output's task vector is the first model's, sparsified.
             _ = try MergeEngine.merge(MergeRequest(
                 models: fixture.models, base: fixture.base, blocks: [0...3], weights: BlockWeights(betas: [0, 0, 0]),
-                method: method, parameters: MergeParameters(density: density, normalize: false, rescale: method == .ties ? nil : false),
+                method: method, parameters: MergeParameters(density: .all(density), normalize: false, rescale: method == .ties ? nil : false),
                 outputDType: .f32, output: out))
             let merged = try MergeFixture.read(out)[name]!
             let base = fixture.baseValues[name]!, model = fixture.modelValues[0][name]!
