@@ -71,14 +71,13 @@ import ZeroMQ
         }
         #expect(busyAnswers <= 5, "TASKs answered BUSY: \(busyAnswers); coordinator log:\n\(coordinator.log)")
         #expect(staleNamed.contains(stray))
-        let taken = try #require(accepted, "no TASK after the stray attempt was dropped")
-        #expect(taken.trial == stray.trial, "the requeued trial goes first")
-        // BUSY is not the trial's fault: the trial is still to be done, with few attempts spent.
+        let taken = try #require(accepted, "no TASK after the stray attempt was dropped; coordinator log:\n\(coordinator.log)")
+        // BUSY is not the trial's fault: the trials are still to be done, with few attempts spent.
         let archive = try Archive.open(at: fixture.archive, options: .init(role: .shared, mode: .existing))
         defer { try? archive.close() }
-        let attempts = try archive.attempts(ofTrial: stray.trial)
-        #expect(attempts.count <= 2 + busyAnswers && attempts.count < 10)
-        #expect(try archive.trial(stray.trial)?.state == .dispatched)
+        #expect(try archive.trial(taken.trial)?.state == .dispatched)
+        let attempts = try archive.trials().map { try archive.attempts(ofTrial: $0.id).count }.reduce(0, +)
+        #expect(attempts == 1 + busyAnswers + 1, "the stray, one per TASK answered BUSY, the one taken")
         coordinator.signal(SIGTERM)
         #expect(coordinator.waitForExit(timeout: 30) == 0)
     }
