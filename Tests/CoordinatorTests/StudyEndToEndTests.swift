@@ -52,7 +52,9 @@ struct StudyEndToEndTests {
             print(json.dumps({"benchmarks": {"arith": {"accuracy": 0.4 + 0.5 * late ** 0.5, "tokens": 5 + 40 * m * m}}}))
             """
         try script.write(to: fixture.directory.appendingPathComponent("eval.py"), atomically: true, encoding: .utf8)
-        let coordinator = try CoordinatorProcess(fixture: fixture)
+        // Proposals run off the coordinator's loop; 5 beats of 0.2 s still let a loaded machine's
+        // scheduler pause a process for a moment without losing a healthy worker.
+        let coordinator = try CoordinatorProcess(fixture: fixture, extra: ["--lease-beats", "5"])
         let workers = try (1...3).map { try WorkerProcess(name: "w\($0)", endpoint: coordinator.endpoint, directory: fixture.directory) }
 
         // Kill w1 once it holds a dispatched trial that has not completed.
