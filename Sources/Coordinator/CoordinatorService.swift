@@ -417,6 +417,9 @@ public final class CoordinatorService: @unchecked Sendable {
         let observed = try observedPoints(of: strategy)
         let own = pending.filter { strategyOf[$0] == strategy }.compactMap { xs[$0] }
         proposalStarts[strategy] = messagesHandled
+        if proposer is BayesianProposer, observed.count >= 2 {
+            log("proposing \(count) point(s) for \(strategy.rawValue) in the background (\(observed.count) observed, \(own.count) pending)")
+        }
         background.start(.init(strategy: strategy, proposer: proposer, count: count, observed: observed, pending: own))
     }
 
