@@ -79,7 +79,8 @@ struct StudyEndToEndTests {
         let events = fixture.readEvents()
         let completions = events.filter { $0.kind == "trial.completed" }
         let completedTrials = completions.compactMap { $0.data["trial"]?.numberValue.map { Int($0) } }
-        #expect(completedTrials.count == fixture.budget, "one completion per planned trial")
+        let failures = events.filter { $0.kind == "attempt.failed" || $0.kind == "trial.failed" || $0.kind == "worker.lost" }
+        #expect(completedTrials.count == fixture.budget, "one completion per planned trial; \(failures.map { "\($0.kind) \($0.data)" }); coordinator log:\n\(coordinator.log)")
         #expect(Set(completedTrials).count == completedTrials.count, "no duplicate result")
         // The killed worker's trial was expired and completed by another worker.
         #expect(events.contains { $0.kind == "attempt.expired" && $0.data["trial"]?.numberValue.map { Int($0) } == Int(victim) })
