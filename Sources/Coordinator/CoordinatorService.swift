@@ -13,9 +13,11 @@ import ZeroMQ
 #endif
 
 /// Runs one study: the `Dispatcher` core wired to a ROUTER socket (workers), a PUB socket (events)
-/// and the archive. Single-threaded: one loop polls the ROUTER, decodes every frame set with
-/// `WireCodec`, feeds the core and executes its actions. Bad messages are logged (as
-/// `protocol.error` events) and answered with ERROR; they never stop the loop.
+/// and the archive. One loop polls the ROUTER, decodes every frame set with `WireCodec`, feeds the
+/// core and executes its actions. Bad messages are logged (as `protocol.error` events) and answered
+/// with ERROR; they never stop the loop. Model-based proposals run on background threads
+/// (`BackgroundProposals`) on snapshots of the observations; the loop stores their trials when
+/// they finish, and only the loop touches the archive and the sockets.
 /// Used from one thread, except `requestStop`, which any thread may call (it only sets a locked flag).
 public final class CoordinatorService: @unchecked Sendable {
     public struct Options: Sendable {
@@ -28,6 +30,7 @@ public final class CoordinatorService: @unchecked Sendable {
         /// Allow a non-loopback bind without CURVE.
         public var insecure = false
         public var heartbeatInterval: Double = 1
+        /// Heartbeat intervals of silence after which a worker is lost (≥ 2).
         public var leaseBeats = 3
         public init() {}
     }
@@ -72,6 +75,12 @@ public final class CoordinatorService: @unchecked Sendable {
     private var badVersionAnswered: Set<String> = []
     /// Messages held back while a batch is open (sent once its changes are committed).
     private var deferredSends: [(identity: Data, message: Message)]?
+    /// Proposals running in the background, once `run` has started.
+    private var background: BackgroundProposals?
+    /// Messages handled so far (to report how many were served while a proposal ran).
+    private var messagesHandled = 0
+    /// `messagesHandled` when each background proposal started.
+    private var proposalStarts: [StudyStrategy: Int] = [:]
     private let monoStart = ContinuousClock.now
     private let wallStart = Date()
 
@@ -202,6 +211,12 @@ public final class CoordinatorService: @unchecked Sendable {
             pub = socket
         }
         defer { pub?.close() }
+        let background = try BackgroundProposals(context: context)
+        self.background = background
+        defer {
+            background.close()
+            self.background = nil
+        }
         let eventsEndpoint = try pub.map { try $0.lastEndpoint }
         log("study \(config.study): listening on \(try router.lastEndpoint)\(eventsEndpoint.map { ", events on \($0)" } ?? "")")
 
@@ -232,7 +247,7 @@ public final class CoordinatorService: @unchecked Sendable {
         try updateObjectives(at: Date())
         try writeObjectives()
         try execute(core.event(.started(snapshot, now: now())))
-        let poller = Poller([router])
+        let poller = Poller([router, background.wakeSocket])
         let tickInterval = min(0.1, options.heartbeatInterval / 4)
         var nextTick = now()
         while outcome == nil {
@@ -245,7 +260,11 @@ public final class CoordinatorService: @unchecked Sendable {
             var received = 0
             while outcome == nil, received < 1000, let message = try router.receiveMessage(dontWait: true) {
                 received += 1
+                messagesHandled += 1
                 try handle(message, router: router, execute: execute)
+            }
+            for finished in background.takeFinished() where outcome == nil {
+                try store(finished, router: router, execute: execute)
             }
             try recordRefusals()
             if now() >= nextTick, outcome == nil {
@@ -270,7 +289,9 @@ public final class CoordinatorService: @unchecked Sendable {
             let final = try archive.counts()
             log("study \(config.study) finished: \(final.completed) completed, \(final.failed) failed")
         } else {
-            log("stopped: \(core.outstandingTrials.count) trials still out on workers; restart to resume")
+            let discarded = core.proposingStrategies.map(\.rawValue).sorted()
+            let note = discarded.isEmpty ? "" : "; proposal of \(discarded.joined(separator: ", ")) discarded (proposed again on resume)"
+            log("stopped: \(core.outstandingTrials.count) trials still out on workers\(note); restart to resume")
         }
         return outcome!
     }
@@ -331,8 +352,12 @@ public final class CoordinatorService: @unchecked Sendable {
             send(.task(task), to: Self.identity(worker), router: router)
             return follow
         case .propose(let strategy, let count, let pending, let warmStart):
-            let ids = try propose(strategy, count: count, pending: pending, warmStart: warmStart, at: time)
-            return core.event(.trialsAdded(ids, now: now()))
+            if strategy == .grid || warmStart {  // deterministic and instant: stored at once
+                let ids = try proposeNow(strategy, count: count, warmStart: warmStart, at: time)
+                return core.event(.trialsAdded(ids, strategy: strategy, now: now()))
+            }
+            try startProposal(strategy, count: count, pending: pending)
+            return []
         case .recordResult(let body, let worker):
             let outcome = try archive.recordResult(body, worker: worker, at: time)
             send(.ack(AckBody(trial: body.trial, attempt: body.attempt, outcome: outcome.ack)), to: Self.identity(worker), router: router)
@@ -383,10 +408,46 @@ public final class CoordinatorService: @unchecked Sendable {
         .init(trial: ended.trial, attempt: ended.attempt, state: ended.trialState)
     }
 
-    /// Stores `count` new trials of `strategy`: the warm start (anchors, then Sobol), the proposer's
-    /// points, or the next grid points. Each trial stores its partition and merge spec when they
-    /// differ from the study's.
-    private func propose(_ strategy: StudyStrategy, count: Int, pending: [Int64], warmStart: Bool, at time: Date) throws -> [Int64] {
+    /// Starts `strategy`'s proposer on a background thread with the observations and the pending
+    /// trials as they are now; `store` takes the outcome.
+    private func startProposal(_ strategy: StudyStrategy, count: Int, pending: [Int64]) throws {
+        guard let proposer = proposers[strategy] else { throw CoordinatorError("no proposer for strategy \(strategy.rawValue)") }
+        guard let background else { throw CoordinatorError("a proposal was asked for outside the coordinator's loop") }
+        // A strategy's model sees only its own trials (their dimensions differ).
+        let observed = try observedPoints(of: strategy)
+        let own = pending.filter { strategyOf[$0] == strategy }.compactMap { xs[$0] }
+        proposalStarts[strategy] = messagesHandled
+        if proposer is BayesianProposer, observed.count >= 2 {
+            log("proposing \(count) point(s) for \(strategy.rawValue) in the background (\(observed.count) observed, \(own.count) pending)")
+        }
+        background.start(.init(strategy: strategy, proposer: proposer, count: count, observed: observed, pending: own))
+    }
+
+    /// Stores the points of a finished background proposal as trials (with the dispatch that
+    /// follows, in one transaction) and feeds them to the core. A failed proposal stops the run.
+    private func store(_ finished: BackgroundProposals.Outcome, router: Socket, execute: ([Dispatcher.Action]) throws -> Void) throws {
+        let strategy = finished.strategy
+        let (points, proposer) = try finished.result.get()
+        proposers[strategy] = proposer
+        let served = messagesHandled - (proposalStarts.removeValue(forKey: strategy) ?? messagesHandled)
+        if finished.seconds >= 0.1 || proposer.origin != "sobol" {
+            log(String(format: "proposal: %d %@ point(s) for %@ in %.2f s (%d messages served meanwhile)",
+                       points.count, proposer.origin, strategy.rawValue, finished.seconds, served))
+        }
+        try inBatch(router: router) {
+            let spec = partitions[strategy] ?? partition
+            let ids = try archive.addTrials(
+                points, origin: TrialOrigin(proposer.origin), strategy: strategy.rawValue, partition: spec == partition ? nil : spec, at: Date())
+            try remember(ids, of: strategy)
+            try execute(core.event(.trialsAdded(ids, strategy: strategy, now: now())))
+        }
+        try execute([])  // publishes the batch's events
+    }
+
+    /// Stores `count` new trials of `strategy` at once: the warm start (anchors, then Sobol) or the
+    /// next grid points. Each trial stores its partition and merge spec when they differ from the
+    /// study's.
+    private func proposeNow(_ strategy: StudyStrategy, count: Int, warmStart: Bool, at time: Date) throws -> [Int64] {
         let spec = partitions[strategy] ?? partition
         let dimension = spec.dimension
         let ownPartition = spec == partition ? nil : spec
@@ -397,7 +458,7 @@ public final class CoordinatorService: @unchecked Sendable {
             let points = grid.trials(from: existing, count: count, dimension: dimension, merge: config.merge)
             let merges = points.map { $0.merge == config.mergeSpec ? nil : $0.merge }
             ids = try archive.addTrials(points.map(\.x), origin: .grid, strategy: strategy.rawValue, partition: ownPartition, merges: merges, at: time)
-        } else if warmStart {
+        } else {
             // The whole initial design is deterministic; a resumed warm start adds what is missing.
             var fill = try SobolProposer(dimension: dimension, seed: UInt64(config.optimizer.seed))
             let design = try WarmStart.points(count: config.optimizer.initial, dimension: dimension, fill: &fill)
@@ -411,15 +472,13 @@ public final class CoordinatorService: @unchecked Sendable {
                 ids += try archive.addTrials(sobol, origin: .sobol, strategy: strategy.rawValue, partition: ownPartition, at: time)
                 proposers[strategy] = try Self.makeProposer(config: config, dimension: dimension, sobolDrawn: sobolDone + sobol.count)
             }
-        } else {
-            // A strategy's model sees only its own trials (their dimensions differ).
-            let observed = try observedPoints(of: strategy)
-            let own = pending.filter { strategyOf[$0] == strategy }.compactMap { xs[$0] }
-            guard var proposer = proposers[strategy] else { throw CoordinatorError("no proposer for strategy \(strategy.rawValue)") }
-            let points = try proposer.propose(count: count, observed: observed, pending: own)
-            proposers[strategy] = proposer
-            ids = try archive.addTrials(points, origin: TrialOrigin(proposer.origin), strategy: strategy.rawValue, partition: ownPartition, at: time)
         }
+        try remember(ids, of: strategy)
+        return ids
+    }
+
+    /// Keeps what the loop needs of newly stored trials.
+    private func remember(_ ids: [Int64], of strategy: StudyStrategy) throws {
         for id in ids {
             guard let trial = try archive.trial(id) else { continue }
             xs[id] = trial.x
@@ -427,7 +486,6 @@ public final class CoordinatorService: @unchecked Sendable {
             trialPartitions[id] = trial.partition
             trialMerges[id] = trial.merge
         }
-        return ids
     }
 
     /// Completed trials of `strategy` with their objectives, in objective order, oldest first.

@@ -21,6 +21,15 @@ import Foundation
 ///   anchor strategy first, so its corner trials are the study's first). It proposes `batch` new
 ///   trials at once (its warm start `initial` first), with the trials out on workers as pending;
 ///   never more than its `budget` trials.
+/// - A proposal may take seconds (GP fit, acquisition optimization): from its `propose` action until
+///   its `trialsAdded` the strategy is *proposing* and is not asked again; free workers wait. Another
+///   strategy is asked meanwhile only if more slots are free than the proposals in flight will fill.
+///   Everything else (messages, heartbeats, leases) goes on as usual while a proposal is in flight.
+/// - FAILURE `BUSY` means the worker holds more than the dispatcher counts (a TASK crossed its
+///   reconnection): it gets no TASK until it speaks again after a back-off of one heartbeat interval,
+///   doubling with each BUSY in a row (at most 16 intervals). A HEARTBEAT listing attempts that are
+///   neither current for the worker, nor being cancelled, nor just answered by it gets ERROR
+///   `STALE_ATTEMPT` for each (as for PROGRESS): the worker drops them and frees their slots.
 /// - The study is finished when the sum of the budgets of trials are completed or failed: SHUTDOWN
 ///   to every worker.
 /// - After a coordinator restart, attempts the archive holds as dispatched get a fresh lease of
@@ -137,8 +146,8 @@ public struct Dispatcher: Sendable {
         /// Time passed while messages wait unread (the service is behind): heartbeats go out as for
         /// `tick`, but no worker is judged silent, since its messages may be among those waiting.
         case beat(now: Double)
-        /// The trials of a `propose` action were stored, in order.
-        case trialsAdded([Int64], now: Double)
+        /// The trials of `strategy`'s `propose` action were stored, in order: its proposal is over.
+        case trialsAdded([Int64], strategy: StudyStrategy, now: Double)
         /// A `dispatch` action was recorded with this attempt number (the TASK is on its way).
         case attemptDispatched(trial: Int64, attempt: Int, worker: String)
         /// Trials changed state in the archive.
@@ -155,7 +164,7 @@ public struct Dispatcher: Sendable {
         case dispatch(trial: Int64, worker: String, leaseDeadline: Double)
         /// Ask `strategy`'s proposer for `count` points (`warmStart`: its initial design) with the
         /// trials `pending` out on workers (of every strategy); store them as trials of `strategy`
-        /// and feed back `trialsAdded`.
+        /// and feed back `trialsAdded` (possibly much later: other events may come in between).
         case propose(strategy: StudyStrategy, count: Int, pending: [Int64], warmStart: Bool)
         /// Record the worker's RESULT, answer ACK, feed back the change.
         case recordResult(ResultBody, worker: String)
@@ -191,13 +200,49 @@ public struct Dispatcher: Sendable {
         var trials: Set<Int64> = []
         /// Stale attempts sent CANCEL, holding a slot until their FAILURE or RESULT arrives.
         var cancelling: Set<AttemptRef> = []
-        var free: Int { slots - trials.count - cancelling.count }
+        /// Attempts whose RESULT or FAILURE came from this worker and that its heartbeats may still
+        /// list (until it has the ACK): not stale.
+        var answered: Set<AttemptRef> = []
+        /// After FAILURE `BUSY`: no TASK until a message at or after this time.
+        var busyUntil: Double?
+        /// FAILURE `BUSY` answers in a row.
+        var busyStreak = 0
+        /// Slots the dispatcher may fill now.
+        var free: Int { busyUntil != nil ? 0 : slots - trials.count - cancelling.count }
+    }
+
+    /// Workers with a free slot, longest waiting first, each name at most once (O(1) append, pop and
+    /// membership). Names may be stale (the worker left or filled up): checked when used.
+    struct WaitingQueue: Sendable {
+        private var names: [String] = []
+        private var head = 0
+        private var members: Set<String> = []
+
+        mutating func append(_ name: String) {
+            guard members.insert(name).inserted else { return }
+            names.append(name)
+        }
+
+        var first: String? { head < names.count ? names[head] : nil }
+
+        mutating func removeFirst() {
+            guard head < names.count else { return }
+            members.remove(names[head])
+            head += 1
+            if head >= 64 && head * 2 >= names.count {
+                names.removeFirst(head)
+                head = 0
+            }
+        }
+
+        /// The names in order, oldest first.
+        var all: ArraySlice<String> { names[head...] }
     }
 
     public let settings: Settings
     private var sessions: [String: Session] = [:]
-    /// Workers with a free slot, longest waiting first (may hold stale names: checked when used).
-    private var waiting: [String] = []
+    /// Workers with a free slot, longest waiting first.
+    private var waiting = WaitingQueue()
     /// Names that left with BYE (anything but READY from them is out of order).
     private var departed: Set<String> = []
     /// Pending trials, in dispatch order.
@@ -211,8 +256,8 @@ public struct Dispatcher: Sendable {
     private var totalTrials = 0
     /// Trials created per strategy.
     private var created: [StudyStrategy: Int] = [:]
-    /// The strategy whose proposal is being stored.
-    private var proposing: StudyStrategy?
+    /// Strategies with a proposal in flight, with the number of trials asked for.
+    private var proposing: [StudyStrategy: Int] = [:]
     private var started = false
     public private(set) var isStopping = false
     public private(set) var isFinished = false
@@ -241,6 +286,10 @@ public struct Dispatcher: Sendable {
     public func trialCount(of strategy: StudyStrategy) -> Int { created[strategy, default: 0] }
     /// Attempts waiting for their worker to reconnect after a restart.
     public var orphanTrials: [Int64] { orphans.keys.sorted() }
+    /// Strategies whose proposal is in flight (asked for, not yet `trialsAdded`).
+    public var proposingStrategies: Set<StudyStrategy> { Set(proposing.keys) }
+    /// Whether `worker` is held back after answering BUSY.
+    public func isBackingOff(_ worker: String) -> Bool { sessions[worker]?.busyUntil != nil }
 
     // MARK: events
 
@@ -255,9 +304,9 @@ public struct Dispatcher: Sendable {
             tick(now: now, into: &actions)
         case .beat(let now):
             tick(now: now, judgeSilence: false, into: &actions)
-        case .trialsAdded(let ids, _):
-            if let strategy = proposing ?? settings.plans.first?.strategy { created[strategy, default: 0] += ids.count }
-            proposing = nil
+        case .trialsAdded(let ids, let strategy, _):
+            created[strategy, default: 0] += ids.count
+            proposing[strategy] = nil
             totalTrials += ids.count
             pending.append(contentsOf: ids)
         case .attemptDispatched(let trial, let attempt, let worker):
@@ -307,17 +356,13 @@ public struct Dispatcher: Sendable {
             return
         }
         session.lastHeard = now
+        if let until = session.busyUntil, now >= until {
+            session.busyUntil = nil  // it spoke after the back-off: try it again
+        }
         sessions[worker] = session
         switch message {
         case .workerHeartbeat(let body):
-            // A stale attempt the worker no longer holds has ended there (stopped, or only its report
-            // was outstanding): its slot is free even if that report was lost on the way.
-            let held = Set(body.activeTrials)
-            let ended = session.cancelling.filter { !held.contains($0) }
-            if !ended.isEmpty {
-                sessions[worker]?.cancelling.subtract(ended)
-                markWaiting(worker)
-            }
+            reconcile(body.activeTrials, from: worker, now: now, into: &actions)
         case .progress(let body):
             let ref = AttemptRef(trial: body.trial, attempt: body.attempt)
             if isCurrent(trial: body.trial, attempt: body.attempt, worker: worker) {
@@ -328,10 +373,24 @@ public struct Dispatcher: Sendable {
                 reply(.error(ErrorBody(code: .staleAttempt, message: text, inReplyTo: "PROGRESS", attempt: ref)), to: worker, now: now, into: &actions)
             }
         case .result(let body):
+            sessions[worker]?.busyStreak = 0
+            sessions[worker]?.answered.insert(AttemptRef(trial: body.trial, attempt: body.attempt))
             release(trial: body.trial, attempt: body.attempt, worker: worker)
             actions.append(.recordResult(body, worker: worker))
             sessions[worker]?.lastSent = now  // the ACK
         case .failure(let body):
+            sessions[worker]?.answered.insert(AttemptRef(trial: body.trial, attempt: body.attempt))
+            if body.code == .busy {
+                // It holds more than counted here: no TASK until it speaks again after a back-off.
+                let streak = (sessions[worker]?.busyStreak ?? 0) + 1
+                sessions[worker]?.busyStreak = streak
+                sessions[worker]?.busyUntil = now + settings.heartbeatInterval * Double(1 << min(streak - 1, 4))
+                actions.append(.logProblem(
+                    "BUSY for trial \(body.trial) attempt \(body.attempt): no TASK for \(streak == 1 ? "one heartbeat interval" : "\(1 << min(streak - 1, 4)) intervals")",
+                    worker: worker))
+            } else {
+                sessions[worker]?.busyStreak = 0
+            }
             release(trial: body.trial, attempt: body.attempt, worker: worker)
             actions.append(.recordFailure(body, worker: worker))
             sessions[worker]?.lastSent = now
@@ -342,6 +401,25 @@ public struct Dispatcher: Sendable {
         default:
             // The codec only lets worker messages through; anything else is a coordinator bug.
             actions.append(.logProblem("unexpected \(message.type.rawValue) from \(worker)", worker: worker))
+        }
+        markWaiting(worker)
+    }
+
+    /// A HEARTBEAT's `activeTrials`: attempts that are neither current for `worker`, nor being
+    /// cancelled, nor answered by it get ERROR `STALE_ATTEMPT` (the worker drops them). Answered
+    /// attempts it no longer lists are forgotten (it has their ACK). A cancelled attempt it no longer
+    /// lists has ended there (stopped, or only its report was outstanding): its slot is free, even if
+    /// that report was lost on the way.
+    private mutating func reconcile(_ listed: [AttemptRef], from worker: String, now: Double, into actions: inout [Action]) {
+        guard let session = sessions[worker] else { return }
+        let held = Set(listed)
+        sessions[worker]?.answered = session.answered.intersection(held)
+        sessions[worker]?.cancelling = session.cancelling.intersection(held)
+        for ref in listed.sorted(by: { ($0.trial, $0.attempt) < ($1.trial, $1.attempt) })
+        where !isCurrent(trial: ref.trial, attempt: ref.attempt, worker: worker) && !session.cancelling.contains(ref) && !session.answered.contains(ref) {
+            let text = "HEARTBEAT lists trial \(ref.trial) attempt \(ref.attempt), which is not current for \(worker): stop it"
+            actions.append(.logProblem(text, worker: worker))
+            reply(.error(ErrorBody(code: .staleAttempt, message: text, inReplyTo: "HEARTBEAT", attempt: ref)), to: worker, now: now, into: &actions)
         }
     }
 
@@ -458,7 +536,7 @@ public struct Dispatcher: Sendable {
             actions.append(.finish)
             return
         }
-        while !pending.isEmpty, let worker = nextWaiting() {
+        while !pending.isEmpty, let worker = firstWaiting() {
             var session = sessions[worker]!
             while session.free > 0, !pending.isEmpty {
                 let trial = pending.removeFirst()
@@ -468,22 +546,26 @@ public struct Dispatcher: Sendable {
                 actions.append(.dispatch(trial: trial, worker: worker, leaseDeadline: now + settings.lease))
             }
             sessions[worker] = session
-            if session.free > 0 { waiting.insert(worker, at: 0) }
+            if session.free == 0 { waiting.removeFirst() }  // else it keeps its place for the next trial
         }
-        if pending.isEmpty, proposing == nil, let plan = nextPlan(), hasFreeSlot() {
+        guard pending.isEmpty else { return }
+        // Trials the proposals in flight will bring; ask another strategy only for slots beyond them.
+        var coming = proposing.values.reduce(0, +)
+        while let plan = nextPlan(), freeSlots(exceed: coming) {
             let made = created[plan.strategy, default: 0]
             let warmStart = made < plan.initial
             let count = warmStart ? plan.initial - made : min(plan.batch, plan.budget - made)
-            proposing = plan.strategy
+            proposing[plan.strategy] = count
+            coming += count
             actions.append(.propose(strategy: plan.strategy, count: count, pending: outstanding.keys.sorted(), warmStart: warmStart))
         }
     }
 
-    /// The strategy to propose next: among those with budget left, the smallest share of its budget
-    /// created so far; ties go to the earlier plan.
+    /// The strategy to propose next: among those with budget left and no proposal in flight, the
+    /// smallest share of its budget created so far; ties go to the earlier plan.
     private func nextPlan() -> StrategyPlan? {
         var best: (plan: StrategyPlan, share: Double)?
-        for plan in settings.plans where plan.budget > created[plan.strategy, default: 0] {
+        for plan in settings.plans where plan.budget > created[plan.strategy, default: 0] && proposing[plan.strategy] == nil {
             let share = Double(created[plan.strategy, default: 0]) / Double(plan.budget)
             if best == nil || share < best!.share { best = (plan, share) }
         }
@@ -511,23 +593,28 @@ public struct Dispatcher: Sendable {
         for trial in session.trials { outstanding[trial] = nil }
     }
 
+    /// Queues `worker` for dispatch if it has a free slot (O(1); a queued name keeps its place).
     private mutating func markWaiting(_ worker: String) {
-        guard let session = sessions[worker], session.free > 0, !waiting.contains(worker) else { return }
+        guard let session = sessions[worker], session.free > 0 else { return }
         waiting.append(worker)
     }
 
-    private mutating func nextWaiting() -> String? {
-        while !waiting.isEmpty {
-            let name = waiting.removeFirst()
+    /// The longest-waiting worker with a free slot, left in the queue; stale names are dropped.
+    private mutating func firstWaiting() -> String? {
+        while let name = waiting.first {
             if let session = sessions[name], session.free > 0 { return name }
+            waiting.removeFirst()
         }
         return nil
     }
 
-    private mutating func hasFreeSlot() -> Bool {
-        while let first = waiting.first {
-            if let session = sessions[first], session.free > 0 { return true }
-            waiting.removeFirst()
+    /// Whether more than `count` slots are free (stops counting once they are).
+    private mutating func freeSlots(exceed count: Int) -> Bool {
+        guard firstWaiting() != nil else { return false }
+        var free = 0
+        for name in waiting.all {
+            free += max(0, sessions[name]?.free ?? 0)
+            if free > count { return true }
         }
         return false
     }
@@ -542,7 +629,7 @@ extension Dispatcher.Event {
     /// The time the event carries.
     var time: Double {
         switch self {
-        case .started(_, let now), .received(_, _, let now), .tick(let now), .beat(let now), .trialsAdded(_, let now),
+        case .started(_, let now), .received(_, _, let now), .tick(let now), .beat(let now), .trialsAdded(_, _, let now),
              .trialsChanged(_, let now), .stop(let now):
             return now
         case .attemptDispatched:

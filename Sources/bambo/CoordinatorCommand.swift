@@ -43,13 +43,21 @@ struct CoordinatorCommand: ParsableCommand {
     @Flag(help: "Allow binding a non-loopback address without CURVE (anyone who can connect can take tasks).")
     var insecure = false
 
-    @Option(help: ArgumentHelp("Heartbeat interval in seconds (workers are lost after 3 silent intervals).", valueName: "seconds"))
+    @Option(help: ArgumentHelp("Heartbeat interval in seconds (workers are lost after --lease-beats silent intervals).", valueName: "seconds"))
     var heartbeat: Double = 1
+
+    @Option(name: .customLong("lease-beats"), help: ArgumentHelp(
+        "Heartbeat intervals of silence after which a worker is lost and its trials requeued (at least 2). Sent to workers in WELCOME: they give up on a silent coordinator after as many.",
+        valueName: "n"))
+    var leaseBeats = 3
 
     func validate() throws {
         guard study != nil || archive != nil else { throw ValidationError("pass --study FILE (and/or --archive FILE to resume)") }
         guard (curveSecret == nil) == (allowKeys == nil) else { throw ValidationError("--curve-secret and --allow-keys go together") }
         guard heartbeat.isFinite, heartbeat > 0 else { throw ValidationError("--heartbeat must be a number of seconds > 0 (got \(heartbeat))") }
+        guard leaseBeats >= 2 else {
+            throw ValidationError("--lease-beats must be an integer ≥ 2 (got \(leaseBeats)): with fewer, one late heartbeat loses a healthy worker")
+        }
     }
 
     func run() throws {
@@ -67,6 +75,7 @@ struct CoordinatorCommand: ParsableCommand {
         options.events = events == "none" ? nil : events
         options.insecure = insecure
         options.heartbeatInterval = heartbeat
+        options.leaseBeats = leaseBeats
         if let curveSecret, let allowKeys {
             let pair = try CurveKeyPair(contentsOfFile: curveSecret)
             let allowed = try CurveKey.allowList(directory: allowKeys)

@@ -42,10 +42,9 @@ struct DemoCommand: ParsableCommand {
 
     enum Backend: String, ExpressibleByArgument, CaseIterable { case transformers, vllm }
 
-    /// The coordinator's heartbeat (s). Workers reconnect after 3 silent beats, and a qEHVI proposal
-    /// step blocks the coordinator's loop for seconds when the inference servers share the 2 cores:
-    /// with 1 s beats the workers reconnected mid-study (and attempts were lost).
-    static let heartbeat = 5
+    /// The coordinator's heartbeat (s); workers are lost after 3 silent beats. qEHVI proposals run
+    /// off the coordinator's loop, so its beats keep their pace while one is computed.
+    static let heartbeat = 1
 
     @Option(help: ArgumentHelp("Output directory (created; an existing study.db in it is resumed).", valueName: "dir"))
     var out: String

@@ -15,6 +15,10 @@ final class Driver {
     var actions: [Dispatcher.Action] = []
     var proposals: [(count: Int, pending: [Int64], warmStart: Bool)] = []
     var proposedStrategies: [StudyStrategy] = []
+    /// Hold proposals back (as the service's background threads do) until `finishProposals`.
+    var deferProposals = false
+    /// Proposals asked for and not stored yet (with `deferProposals`).
+    var inFlight: [(strategy: StudyStrategy, count: Int, warmStart: Bool)] = []
     var finished = false
     var halted = false
     var now = 0.0
@@ -50,8 +54,11 @@ final class Driver {
         try feed(.started(snapshot, now: now))
     }
 
-    func feed(_ event: Dispatcher.Event) throws {
-        var queue = core.event(event)
+    func feed(_ event: Dispatcher.Event) throws { try run(core.event(event)) }
+
+    /// Executes actions and the core's reactions to them, in order.
+    private func run(_ first: [Dispatcher.Action]) throws {
+        var queue = first
         var index = 0
         while index < queue.count {
             let action = queue[index]
@@ -93,9 +100,11 @@ final class Driver {
         case .propose(let strategy, let count, let pending, let warmStart):
             proposals.append((count, pending, warmStart))
             proposedStrategies.append(strategy)
-            let points = (0..<count).map { i in Array(repeating: Double(i % 10) / 10, count: dimension) }
-            let ids = try archive.addTrials(points, origin: warmStart ? .warmStart : .sobol, strategy: strategy.rawValue, at: date)
-            return core.event(.trialsAdded(ids, now: now))
+            if deferProposals {
+                inFlight.append((strategy, count, warmStart))
+                return []
+            }
+            return try store(strategy: strategy, count: count, warmStart: warmStart)
         case .recordResult(let body, let worker):
             let outcome = try archive.recordResult(body, worker: worker, at: date)
             sent.append((worker, .ack(AckBody(trial: body.trial, attempt: body.attempt, outcome: outcome.ack))))
@@ -127,6 +136,21 @@ final class Driver {
         case .halt:
             halted = true
             return []
+        }
+    }
+
+    private func store(strategy: StudyStrategy, count: Int, warmStart: Bool) throws -> [Dispatcher.Action] {
+        let points = (0..<count).map { i in Array(repeating: Double(i % 10) / 10, count: dimension) }
+        let ids = try archive.addTrials(points, origin: warmStart ? .warmStart : .sobol, strategy: strategy.rawValue, at: date)
+        return core.event(.trialsAdded(ids, strategy: strategy, now: now))
+    }
+
+    /// Stores the proposals in flight (oldest first, or only `strategy`'s) and feeds them back.
+    func finishProposals(of strategy: StudyStrategy? = nil) throws {
+        let finishing = inFlight.filter { strategy == nil || $0.strategy == strategy }
+        inFlight.removeAll { strategy == nil || $0.strategy == strategy }
+        for proposal in finishing {
+            try run(try store(strategy: proposal.strategy, count: proposal.count, warmStart: proposal.warmStart))
         }
     }
 
@@ -445,6 +469,133 @@ private func settings(initial: Int = 4, batch: Int = 2, iterations: Int = 2) -> 
         #expect(driver.core.cancelling(on: "w1").isEmpty)
         #expect(driver.tasks(to: "w1") == [first, AttemptRef(trial: 1, attempt: 2)])
         #expect(try driver.archive.attempts(ofTrial: 1).map(\.state) == [.expired, .dispatched])
+    }
+
+    @Test func whileAProposalIsInFlightItIsNotAskedAgainFreeWorkersWaitAndHeartbeatsGoOn() throws {
+        let driver = try Driver(settings(initial: 2, batch: 2, iterations: 2))  // budget 6
+        defer { driver.remove() }
+        driver.deferProposals = true
+        try driver.start()
+        try driver.ready("w1", slots: 1)
+        #expect(driver.proposals.count == 1 && driver.core.proposingStrategies == [.bambo])
+        try driver.ready("w2", slots: 1)
+        #expect(driver.proposals.count == 1)  // in flight: not asked again
+        #expect(driver.tasks(to: "w1").isEmpty && driver.tasks(to: "w2").isEmpty)
+        // The proposal takes 10 s (lease 3 s): both workers keep beating, are kept and beaten to.
+        for step in 1...20 {
+            driver.now = Double(step) * 0.5
+            for worker in ["w1", "w2"] { try driver.receive(.workerHeartbeat(.init(activeTrials: [])), from: worker) }
+            try driver.feed(.tick(now: driver.now))
+        }
+        #expect(driver.core.workerNames == ["w1", "w2"])
+        #expect(!driver.actions.contains { if case .recordWorkerLost = $0 { true } else { false } })
+        #expect(driver.count(.heartbeat, to: "w1") >= 5 && driver.count(.heartbeat, to: "w2") >= 5)
+        #expect(driver.proposals.count == 1)
+        try driver.finishProposals()
+        #expect(driver.core.proposingStrategies.isEmpty)
+        #expect(driver.tasks(to: "w1") == [AttemptRef(trial: 1, attempt: 1)] && driver.tasks(to: "w2") == [AttemptRef(trial: 2, attempt: 1)])
+        // A result frees w1 with nothing pending: the next batch is asked for, with trial 2 pending.
+        try driver.result("w1", AttemptRef(trial: 1, attempt: 1))
+        #expect(driver.proposals.count == 2 && !driver.proposals[1].warmStart && driver.proposals[1].pending == [2])
+        // w2 finishes too while that proposal runs: no second one; both wait.
+        try driver.result("w2", AttemptRef(trial: 2, attempt: 1))
+        try driver.feed(.tick(now: driver.now + 0.5))
+        #expect(driver.proposals.count == 2)
+        #expect(driver.tasks(to: "w1").count == 1 && driver.tasks(to: "w2").count == 1)
+        try driver.finishProposals()
+        #expect(driver.tasks(to: "w1").last == AttemptRef(trial: 3, attempt: 1) && driver.tasks(to: "w2").last == AttemptRef(trial: 4, attempt: 1))
+        #expect(driver.core.trialCount == 4 && driver.core.trialCount(of: .bambo) == 4)
+    }
+
+    @Test func anotherStrategyIsAskedOnlyForSlotsBeyondTheProposalsInFlight() throws {
+        let driver = try Driver(Dispatcher.Settings(
+            study: "demo", heartbeatInterval: 1, leaseBeats: 3,
+            plans: [StrategyPlan(strategy: .bambo, initial: 2, batch: 2, budget: 4), StrategyPlan(strategy: .grid, initial: 0, batch: 2, budget: 4)],
+            evaluatorKind: "exec", resumeGrace: 2))
+        defer { driver.remove() }
+        driver.deferProposals = true
+        try driver.start()
+        try driver.ready("w1", slots: 1)
+        #expect(driver.proposedStrategies == [.bambo])  // 2 trials coming for 1 free slot
+        try driver.ready("w2", slots: 2)
+        #expect(driver.proposedStrategies == [.bambo, .grid])  // 3 free slots > 2 coming
+        try driver.ready("w3", slots: 1)
+        #expect(driver.proposedStrategies == [.bambo, .grid])  // 4 free = 4 coming; both in flight anyway
+        #expect(driver.core.proposingStrategies == [.bambo, .grid])
+        // The grid's proposal finishes first: its trials go out, bambo's is still awaited.
+        try driver.finishProposals(of: .grid)
+        #expect(driver.core.proposingStrategies == [.bambo])
+        let first = ["w1", "w2", "w3"].map { driver.tasks(to: $0).count }.reduce(0, +)
+        #expect(first == 2)
+        try driver.finishProposals(of: .bambo)
+        #expect(["w1", "w2", "w3"].map { driver.tasks(to: $0).count }.reduce(0, +) == 4)
+        #expect(driver.core.trialCount(of: .bambo) == 2 && driver.core.trialCount(of: .grid) == 2)
+    }
+
+    @Test func stopDuringAProposalDiscardsItAndARestartProposesAgain() throws {
+        let first = try Driver(settings())
+        first.deferProposals = true
+        try first.start()
+        try first.ready("w1", slots: 1)
+        #expect(first.core.proposingStrategies == [.bambo])
+        try first.feed(.stop(now: 1))
+        #expect(first.halted)
+        #expect(try first.archive.counts().total == 0)  // nothing was stored for it
+        try first.archive.close()
+        let second = try Driver(settings(), archiveDirectory: first.directory)
+        defer { second.remove() }
+        try second.start()
+        try second.ready("w1", slots: 1)
+        #expect(second.proposals.count == 1 && second.proposals[0].warmStart && second.proposals[0].count == 4)
+        #expect(second.tasks(to: "w1") == [AttemptRef(trial: 1, attempt: 1)])
+    }
+
+    @Test func busyHoldsTheWorkerBackWithBackoffAndHeartbeatsNameStrayAttempts() throws {
+        let driver = try Driver(settings())
+        defer { driver.remove() }
+        try driver.start()
+        try driver.ready("w1", slots: 1)
+        try driver.ready("w2", slots: 1)
+        #expect(driver.tasks(to: "w1") == [AttemptRef(trial: 1, attempt: 1)])
+        let busy = { (ref: AttemptRef) in
+            Message.failure(FailureBody(trial: ref.trial, attempt: ref.attempt, code: .busy, reason: "all 1 slots are taken"))
+        }
+        // w1 holds something the dispatcher does not count: BUSY. Not the trial's fault; no TASK to
+        // w1 (no tight loop) until it speaks again one heartbeat interval later.
+        try driver.receive(busy(AttemptRef(trial: 1, attempt: 1)), from: "w1")
+        #expect(try driver.archive.trial(1)?.state == .pending)
+        #expect(driver.core.isBackingOff("w1"))
+        #expect(driver.tasks(to: "w1").count == 1)
+        driver.now = 0.5
+        try driver.receive(.workerHeartbeat(.init(activeTrials: [AttemptRef(trial: 9, attempt: 2)])), from: "w1")
+        try driver.feed(.tick(now: driver.now))
+        #expect(driver.tasks(to: "w1").count == 1)
+        // Its heartbeat names the stray attempt: ERROR STALE_ATTEMPT for it (the worker drops it).
+        #expect(driver.errors(to: "w1").map(\.attemptRef) == [AttemptRef(trial: 9, attempt: 2)])
+        driver.now = 1
+        try driver.receive(.workerHeartbeat(.init(activeTrials: [])), from: "w1")
+        #expect(!driver.core.isBackingOff("w1"))
+        #expect(driver.tasks(to: "w1").last == AttemptRef(trial: 1, attempt: 2))
+        // BUSY again: two intervals this time.
+        try driver.receive(busy(AttemptRef(trial: 1, attempt: 2)), from: "w1")
+        driver.now = 2
+        try driver.receive(.workerHeartbeat(.init(activeTrials: [])), from: "w1")
+        #expect(driver.core.isBackingOff("w1") && driver.tasks(to: "w1").count == 2)
+        driver.now = 3
+        try driver.receive(.workerHeartbeat(.init(activeTrials: [])), from: "w1")
+        #expect(driver.tasks(to: "w1").last == AttemptRef(trial: 1, attempt: 3))
+        try driver.result("w1", AttemptRef(trial: 1, attempt: 3))
+        #expect(try driver.archive.trial(1)?.state == .completed)
+        // Attempts a worker answered may be listed until it has the ACK; once dropped, they are stale.
+        try driver.result("w2", AttemptRef(trial: 2, attempt: 1))
+        let answered = AttemptRef(trial: 2, attempt: 1)
+        try driver.receive(.workerHeartbeat(.init(activeTrials: [answered] + driver.core.trials(on: "w2").map { trial in
+            driver.tasks(to: "w2").last { $0.trial == trial }!
+        })), from: "w2")
+        #expect(driver.errors(to: "w2").isEmpty)
+        try driver.receive(.workerHeartbeat(.init(activeTrials: [])), from: "w2")
+        try driver.receive(.workerHeartbeat(.init(activeTrials: [answered])), from: "w2")
+        #expect(driver.errors(to: "w2").map(\.attemptRef) == [answered])
     }
 
     @Test func stopHaltsDispatching() throws {
