@@ -46,10 +46,14 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Heartbeat interval in seconds (workers are lost after 3 silent intervals).", valueName: "seconds"))
     var heartbeat: Double = 1
 
+    @Option(name: .customLong("parent-pid"), help: ArgumentHelp("Stop as on SIGTERM once process PID is no longer this process's parent (a supervisor such as `bambo demo` passes its own pid).", valueName: "pid", visibility: .hidden))
+    var parentPID: Int32?
+
     func validate() throws {
         guard study != nil || archive != nil else { throw ValidationError("pass --study FILE (and/or --archive FILE to resume)") }
         guard (curveSecret == nil) == (allowKeys == nil) else { throw ValidationError("--curve-secret and --allow-keys go together") }
         guard heartbeat.isFinite, heartbeat > 0 else { throw ValidationError("--heartbeat must be a number of seconds > 0 (got \(heartbeat))") }
+        try ParentWatch.validate(parentPID)
     }
 
     func run() throws {
@@ -92,6 +96,8 @@ struct CoordinatorCommand: ParsableCommand {
             return source
         }
         defer { sources.forEach { $0.cancel() } }
+        let parentWatch = parentPID.map { ParentWatch.start(parent: $0, log: log) }
+        defer { parentWatch?.cancel() }
         _ = try service.run(sink: sink)
     }
 }
