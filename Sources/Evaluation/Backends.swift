@@ -26,8 +26,16 @@ public protocol InferenceBackend: Sendable {
     /// Throws (`serverDied`, with the server's last log lines) when the server fails while in use;
     /// returns normally once the calling task is cancelled. Backends without a process just wait.
     func monitor() async throws
+    /// Asked when a request failed: the `serverDied` error (with the server's last log lines) if the
+    /// server process has exited or exits within `grace`; nil while it runs or when there is no process.
+    func serverFailure(within grace: Duration) async -> EvaluationError?
     /// Stops any server process this backend started.
     func shutdown() async
+}
+
+extension InferenceBackend {
+    /// Backends without a server process have none to report.
+    public func serverFailure(within grace: Duration) async -> EvaluationError? { nil }
 }
 
 /// Settings shared by the backends that run a server process.
@@ -208,6 +216,10 @@ public actor TransformersServeBackend: InferenceBackend {
 
     public func monitor() async throws {
         if let server { try await server.process.monitor() } else { await waitForCancellation() }
+    }
+
+    public func serverFailure(within grace: Duration) async -> EvaluationError? {
+        await server?.process.failure(within: grace)
     }
 
     public func shutdown() async {

@@ -62,7 +62,9 @@ public final class OpenAIClient: HTTPGetter, Sendable {
         self.maxRetries = maxRetries
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, maxConnections))
-        // The pool retries refused connections until this deadline: keep it short (servers are local or known).
+        // A refused connection fails the request at once (a dead server is not waited for); the
+        // retries with back-off below are the only ones. The connect timeout is short: servers are local or known.
+        configuration.connectionPool.retryConnectionEstablishment = false
         configuration.timeout.connect = .seconds(3)
         self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }

@@ -62,8 +62,10 @@ public func evaluate(model: String, benchmarks: [Benchmark], backend: any Infere
                 do {
                     return .records(try await runJobs(jobs, served: served, client: client, sampling: sampling, options: options, progress: progress))
                 } catch {
-                    // A request failure is often the server dying: give its monitor a moment to say so.
-                    try? await Task.sleep(for: .milliseconds(800))
+                    // A failed request is most often the server dying: then say that, with its log,
+                    // rather than what the request saw (a reset connection). Asked here, not left
+                    // to a race with the monitor.
+                    if !(error is CancellationError), let died = await backend.serverFailure(within: .seconds(2)) { throw died }
                     throw error
                 }
             }

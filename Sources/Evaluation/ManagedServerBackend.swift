@@ -179,6 +179,10 @@ public actor ManagedServerBackend: InferenceBackend {
         if let server { try await server.process.monitor() } else { await waitForCancellation() }
     }
 
+    public func serverFailure(within grace: Duration) async -> EvaluationError? {
+        await server?.process.failure(within: grace)
+    }
+
     public func shutdown() async {
         await server?.stop()
         server = nil

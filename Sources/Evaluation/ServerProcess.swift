@@ -142,20 +142,46 @@ public actor ServerProcess {
         }
     }
 
-    /// Stops the whole process group: SIGTERM, then SIGKILL after `grace`; reaps the process.
+    /// The `serverDied` error (with the log's last lines) if the process has exited or exits within
+    /// `grace`; nil if it still runs then. A process killed by a signal closes its sockets a moment
+    /// before it can be reaped, so a request that just failed may need a short grace to see why.
+    public func failure(within grace: Duration = .zero) async -> EvaluationError? {
+        let deadline = ContinuousClock.now + grace
+        while true {
+            if let exit = exitDescription() { return .serverDied(status: exit, logTail: logTail()) }
+            if ContinuousClock.now >= deadline { return nil }
+            // Not `try?`: a cancelled task must not spin here (Task.sleep throws at once when cancelled).
+            do { try await Task.sleep(for: .milliseconds(50)) } catch { return exitDescription().map { .serverDied(status: $0, logTail: logTail()) } }
+        }
+    }
+
+    /// Stops the whole process group: SIGTERM, then SIGKILL after `grace`; reaps the process. Never
+    /// blocks its thread (a blocking `waitpid` would hold one of the few threads async code runs on).
     public func stop(grace: Duration = .seconds(10)) async {
         guard exitDescription() == nil else { return }
         kill(-pid, SIGTERM)
-        let deadline = ContinuousClock.now + grace
-        while exitDescription() == nil, ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(100))
-        }
+        await waitForExit(until: ContinuousClock.now + grace)
         if exitDescription() == nil {
             kill(-pid, SIGKILL)
-            var status: Int32 = 0
-            if waitpid(pid, &status, 0) == pid { exitStatus = status }
+            // SIGKILL cannot be ignored: the process goes as soon as the kernel lets it (uninterruptible I/O).
+            await waitForExit(until: ContinuousClock.now + .seconds(60))
         }
         kill(-pid, SIGKILL)  // stray children of the group, if any
+    }
+
+    /// Polls until the process has exited or `deadline` passes, even when the task is cancelled
+    /// (a cancelled `Task.sleep` returns at once, so this sleeps on a plain timer instead).
+    private func waitForExit(until deadline: ContinuousClock.Instant) async {
+        while exitDescription() == nil, ContinuousClock.now < deadline {
+            await Self.pause(.milliseconds(50))
+        }
+    }
+
+    /// Sleeps `duration` without blocking a thread, cancelled or not.
+    static func pause(_ duration: Duration) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(duration.nanoseconds))) { continuation.resume() }
+        }
     }
 }
 

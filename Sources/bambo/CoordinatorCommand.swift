@@ -51,6 +51,9 @@ struct CoordinatorCommand: ParsableCommand {
         valueName: "n"))
     var leaseBeats = 3
 
+    @Option(name: .customLong("parent-pid"), help: ArgumentHelp("Stop as on SIGTERM once process PID is no longer this process's parent (a supervisor such as `bambo demo` passes its own pid).", valueName: "pid", visibility: .hidden))
+    var parentPID: Int32?
+
     func validate() throws {
         guard study != nil || archive != nil else { throw ValidationError("pass --study FILE (and/or --archive FILE to resume)") }
         guard (curveSecret == nil) == (allowKeys == nil) else { throw ValidationError("--curve-secret and --allow-keys go together") }
@@ -58,6 +61,7 @@ struct CoordinatorCommand: ParsableCommand {
         guard leaseBeats >= 2 else {
             throw ValidationError("--lease-beats must be an integer ≥ 2 (got \(leaseBeats)): with fewer, one late heartbeat loses a healthy worker")
         }
+        try ParentWatch.validate(parentPID)
     }
 
     func run() throws {
@@ -101,6 +105,8 @@ struct CoordinatorCommand: ParsableCommand {
             return source
         }
         defer { sources.forEach { $0.cancel() } }
+        let parentWatch = parentPID.map { ParentWatch.start(parent: $0, log: log) }
+        defer { parentWatch?.cancel() }
         _ = try service.run(sink: sink)
     }
 }

@@ -165,7 +165,8 @@ struct DemoCommand: ParsableCommand {
         let coordinator = try DemoChild(
             name: "coordinator",
             arguments: [executable.path, "coordinator", "--study", studyFile.path, "--archive", archiveURL.path,
-                        "--bind", "tcp://127.0.0.1:*", "--events", "none", "--heartbeat", String(Self.heartbeat)],
+                        "--bind", "tcp://127.0.0.1:*", "--events", "none", "--heartbeat", String(Self.heartbeat),
+                        "--parent-pid", String(getpid())],  // a demo killed outright takes its children along
             environment: environment, logFile: logs.appendingPathComponent("coordinator.log"))
         children.append(coordinator)
         Terminal.error("demo: coordinator pid \(coordinator.pid) (profiling and partitioning the family)")
@@ -191,7 +192,7 @@ struct DemoCommand: ParsableCommand {
                     name: "worker \(name)",
                     arguments: [executable.path, "worker", "--connect", endpoint!, "--name", name,
                                 "--scratch", outDirectory.appendingPathComponent("scratch/\(name)").path,
-                                "--python", interpreter, "--merge-threads", "1"],
+                                "--python", interpreter, "--merge-threads", "1", "--parent-pid", String(getpid())],
                     environment: environment, logFile: logs.appendingPathComponent("\(name).log"))
                 children.append(worker)
             } catch {

@@ -73,6 +73,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Python interpreter of the inference backend's environment for the harness evaluator (default: $BAMBO_PYTHON, else python3).", valueName: "path"))
     var python: String?
 
+    @Option(name: .customLong("parent-pid"), help: ArgumentHelp("Stop as on SIGTERM once process PID is no longer this process's parent (a supervisor such as `bambo demo` passes its own pid).", valueName: "pid", visibility: .hidden))
+    var parentPID: Int32?
+
     var gpuList: [String] {
         (gpus ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
@@ -99,6 +102,7 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         guard heartbeat.isFinite, heartbeat >= 0 else { throw ValidationError("--heartbeat must be a number of seconds ≥ 0 (got \(heartbeat))") }
         if let mergeThreads, mergeThreads < 1 { throw ValidationError("--merge-threads must be ≥ 1 (got \(mergeThreads))") }
+        try ParentWatch.validate(parentPID)
     }
 
     func run() async throws {
@@ -129,7 +133,10 @@ struct WorkerCommand: AsyncParsableCommand {
             configuration: configuration, options: options, merger: merger, evaluators: [ExecEvaluator(), harness],
             log: { WorkerLog.write(name, $0) })
         WorkerLog.write(name, "connecting to \(connect) (slots \(capabilities.slots), scratch \(scratchURL.path)\(gpuList.isEmpty ? "" : ", GPUs \(gpuList.joined(separator: ","))"))")
+        // Started after the runtime's SIGTERM handler exists (the runtime installs it when created or run).
+        let parentWatch = parentPID.map { ParentWatch.start(parent: $0, log: { WorkerLog.write(name, $0) }) }
         let status = await runtime.run()
+        parentWatch?.cancel()
         await harness.shutdown()
         if status != 0 { throw ExitCode(status) }
     }

@@ -222,6 +222,45 @@ import Glibc
         #expect(try Self.status(out).state == "running")
     }
 
+    /// `bambo demo` killed outright cannot stop what it started: its coordinator and workers watch it
+    /// (`--parent-pid`) and stop as on SIGTERM, each worker taking its inference server along.
+    @Test(.enabled(if: python != nil || isCI, skipNote), .timeLimit(.minutes(15)))
+    func aDemoKilledWithSIGKILLLeavesNothingRunning() async throws {
+        let python = try #require(Self.python, "CI=true but BAMBO_PYTHON is unset: the demo must run in CI")
+        let scratch = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let out = scratch.appendingPathComponent("demo-out")
+        let family = try Self.familyArguments(python: python, scratch: scratch)
+        let demo = try DemoProcess(["demo", "--out", out.path, "--budget", "3", "--baselines", "none"] + family, in: Self.repositoryRoot,
+                                   environment: ["BAMBO_PYTHON": python])
+        defer { for pid in DemoProcess.processes(marking: out) { kill(pid, SIGKILL) } }
+        // Wait (a hang guard) for an inference server: then every kind of descendant is running.
+        var server: pid_t?
+        let deadline = ContinuousClock.now + .seconds(240)
+        while server == nil && demo.process.isRunning && ContinuousClock.now < deadline {
+            server = DemoProcess.processes(marking: out).first {
+                let command = DemoProcess.commandLine($0)
+                return command.contains("transformers") && command.contains("serve")
+            }
+            if server == nil { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        _ = try #require(server, "no transformers server appeared: \(demo.output)\n\(Self.logs(out))")
+        let started = DemoProcess.processes(marking: out).map(DemoProcess.commandLine)
+        #expect(started.contains { $0.contains(" coordinator ") } && started.contains { $0.contains(" worker ") }, "\(started)")
+
+        kill(demo.process.processIdentifier, SIGKILL)
+        let gone = ContinuousClock.now + .seconds(180)
+        while !DemoProcess.processes(marking: out).isEmpty && ContinuousClock.now < gone { try await Task.sleep(for: .milliseconds(200)) }
+        let left = DemoProcess.processes(marking: out).map(DemoProcess.commandLine)
+        #expect(left.isEmpty, "still running after the demo's SIGKILL: \(left)\n\(Self.logs(out))")
+        for name in ["coordinator", "demo-w1", "demo-w2"] {
+            let log = (try? String(contentsOf: out.appendingPathComponent("logs/\(name).log"), encoding: .utf8)) ?? ""
+            #expect(log.contains("is gone (the parent is now"), "\(name): \(log.suffix(2000))")
+        }
+        // The archive is kept for a later resume.
+        #expect(try Self.status(out).state == "running")
+    }
+
     struct Status: CustomStringConvertible {
         var state: String, completed: Int, failed: Int
         var description: String { "state \(state), \(completed) completed, \(failed) failed" }

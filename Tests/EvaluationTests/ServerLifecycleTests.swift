@@ -93,6 +93,18 @@ struct ServerLifecycleTests {
         #expect(process.logTail() == ["started"])
     }
 
+    @Test("asked after a failed request: a server that exited is reported with its log, a running one is not")
+    func failureOfAnExitedServer() async throws {
+        let directory = TestEnvironment.scratchDirectory("failure")
+        let running = try ServerProcess(command: ["/bin/sh", "-c", "echo up; exec sleep 300"], logFile: directory.appendingPathComponent("running.log"))
+        #expect(await running.failure() == nil)
+        // It exits a moment after the question: the grace covers that (a killed server's sockets close before it can be reaped).
+        let exiting = try ServerProcess(command: ["/bin/sh", "-c", "sleep 0.3; echo bye; exit 3"], logFile: directory.appendingPathComponent("exiting.log"))
+        #expect(await exiting.failure(within: .seconds(120)) == .serverDied(status: "exited with status 3", logTail: ["bye"]))
+        await running.stop(grace: .seconds(5))
+        #expect(await running.failure() == .serverDied(status: "killed by signal 15", logTail: ["up"]))
+    }
+
     @Test func missingExecutable() {
         #expect(throws: EvaluationError.serverFailedToStart(reason: "cannot run /nonexistent/fake-server: No such file or directory", logTail: [])) {
             _ = try ServerProcess(command: ["/nonexistent/fake-server"], logFile: TestEnvironment.scratchDirectory("x").appendingPathComponent("log"))

@@ -20,9 +20,17 @@ enum TestEnvironment {
         return url
     }
 
-    /// Runs a command to completion; returns (status, stdout, stderr).
+    /// Runs a command to completion; returns (status, stdout, stderr). The waiting happens on a
+    /// thread of its own: blocking one of the few threads that run async code (two on a 2-core
+    /// machine) stalls every other test of the process meanwhile.
     @discardableResult
-    static func run(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> (Int32, String, String) {
+    static func run(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) async throws -> (Int32, String, String) {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try runBlocking(arguments, stdin: stdin, environment: environment) }) }.start()
+        }
+    }
+
+    private static func runBlocking(_ arguments: [String], stdin: String?, environment: [String: String]) throws -> (Int32, String, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: arguments[0])
         process.arguments = Array(arguments.dropFirst())
@@ -57,19 +65,24 @@ enum TestEnvironment {
 /// Tiny random Qwen3 models made with cluster/demo/tiny_qwen3.py, once per seed per test run.
 actor TinyModels {
     static let shared = TinyModels()
-    private var built: [Int: URL] = [:]
+    private var built: [Int: Task<URL, Error>] = [:]
     private let root = TestEnvironment.scratchDirectory("models")
 
-    func directory(seed: Int) throws -> URL {
-        if let url = built[seed] { return url }
-        let python = try #require(TestEnvironment.python)
-        let out = root.appendingPathComponent("tiny-qwen3-seed\(seed)")
-        let script = TestEnvironment.repositoryRoot.appendingPathComponent("cluster/demo/tiny_qwen3.py").path
-        let (status, _, stderr) = try TestEnvironment.run([python, script, "random", "--out", out.path, "--seed", String(seed)],
-                                                          environment: ["HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"])
-        guard status == 0 else { throw EvaluationError.invalidOption("tiny_qwen3.py failed: \(stderr)") }
-        built[seed] = out
-        return out
+    func directory(seed: Int) async throws -> URL {
+        // One build per seed, also when two tests ask at once (the actor is re-entered while one builds).
+        if let task = built[seed] { return try await task.value }
+        let root = root
+        let task = Task<URL, Error> {
+            guard let python = TestEnvironment.python else { throw EvaluationError.invalidOption("BAMBO_PYTHON is unset") }
+            let out = root.appendingPathComponent("tiny-qwen3-seed\(seed)")
+            let script = TestEnvironment.repositoryRoot.appendingPathComponent("cluster/demo/tiny_qwen3.py").path
+            let (status, _, stderr) = try await TestEnvironment.run([python, script, "random", "--out", out.path, "--seed", String(seed)],
+                                                                    environment: ["HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"])
+            guard status == 0 else { throw EvaluationError.invalidOption("tiny_qwen3.py failed: \(stderr)") }
+            return out
+        }
+        built[seed] = task
+        return try await task.value
     }
 }
 

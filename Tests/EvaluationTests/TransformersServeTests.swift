@@ -15,7 +15,7 @@ struct TransformersServeTests {
     /// Greedy replies computed offline by Hugging Face `generate` (an implementation independent of
     /// the server's continuous batching), with the same chat template: text and generated token count
     /// (end-of-sequence included, as servers count it).
-    func offlineGreedyReplies(model: URL, conversations: [[ChatMessage]], maxTokens: Int) throws -> [(text: String, tokens: Int)] {
+    func offlineGreedyReplies(model: URL, conversations: [[ChatMessage]], maxTokens: Int) async throws -> [(text: String, tokens: Int)] {
         let script = """
         import json, sys, torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -32,7 +32,7 @@ struct TransformersServeTests {
         print(json.dumps(out))
         """
         let input = JSONValue.array(conversations.map { .array($0.map { .object(["role": .string($0.role), "content": .string($0.content)]) }) })
-        let (status, stdout, stderr) = try TestEnvironment.run([TestEnvironment.python!, "-c", script, model.path, String(maxTokens)],
+        let (status, stdout, stderr) = try await TestEnvironment.run([TestEnvironment.python!, "-c", script, model.path, String(maxTokens)],
                                                                stdin: input.jsonString(), environment: ["HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"])
         guard status == 0, case .array(let replies) = try JSONValue.parse(Data(stdout.utf8)) else {
             throw EvaluationError.invalidOption("offline generation failed: \(stderr)")
@@ -51,7 +51,7 @@ struct TransformersServeTests {
         let maxTokens = 10
         let questions = ["1234*5=", "Name a color.", "7*8=", "2222*3=", "abc", "4321*2="]
         let prompts = PromptTemplates.bare
-        let reference = try offlineGreedyReplies(
+        let reference = try await offlineGreedyReplies(
             model: model, conversations: questions.map { prompts.messages(for: BenchmarkItem(id: "", question: $0, answer: "", kind: .exact)) },
             maxTokens: maxTokens)
         // Letters and digits only, so that the reply itself is a well-formed exact answer ("UUUU…", "BBBB…").
@@ -100,7 +100,7 @@ struct TransformersServeTests {
         reply = json.load(urllib.request.urlopen(req))
         print(json.dumps({"tokens": reply["usage"]["completion_tokens"], "content": reply["choices"][0]["message"]["content"]}))
         """
-        let (status, stdout, stderr) = try TestEnvironment.run([TestEnvironment.python!, "-c", script, served.baseURL.absoluteString],
+        let (status, stdout, stderr) = try await TestEnvironment.run([TestEnvironment.python!, "-c", script, served.baseURL.absoluteString],
                                                                stdin: JSONValue.object(body).jsonString())
         #expect(status == 0, "\(stderr)")
         let first = try #require(evaluation.records.first { $0.id == "e0" })
@@ -124,7 +124,7 @@ struct TransformersServeTests {
     func commandLine() async throws {
         let model = try await TinyModels.shared.directory(seed: 3)
         let questions = ["1234*5=", "Name a color.", "7*8=", "2222*3="]
-        let reference = try offlineGreedyReplies(
+        let reference = try await offlineGreedyReplies(
             model: model, conversations: questions.map { [ChatMessage(role: "user", content: $0)] }, maxTokens: 8)
         let items = questions.indices.map { index in
             BenchmarkItem(id: "e\(index)", question: questions[index], answer: index % 2 == 0 ? reference[index].text : "no", kind: .exact)
@@ -135,7 +135,7 @@ struct TransformersServeTests {
         let benchmarkFile = work.appendingPathComponent("tiny.jsonl")
         try TestEnvironment.writeBenchmark(items, to: benchmarkFile)
         let records = work.appendingPathComponent("records.jsonl")
-        let (status, stdout, stderr) = try TestEnvironment.run([
+        let (status, stdout, stderr) = try await TestEnvironment.run([
             bambo, "eval", "--model", model.path, "--benchmark", benchmarkFile.path, "--backend", "transformers",
             "--python", TestEnvironment.python!, "--max-tokens", "8", "--temperature", "0", "--prompts", "bare",
             "--work-dir", work.appendingPathComponent("server").path, "--records", records.path, "--json",
@@ -155,7 +155,7 @@ struct TransformersServeTests {
         #expect(accuracy == 0.5)
         #expect(tokens == Double(reference.map(\.tokens).reduce(0, +)) / 4)
 
-        let (gradeStatus, gradeOut, gradeErr) = try TestEnvironment.run([bambo, "grade", "--benchmark", benchmarkFile.path, "--responses", records.path, "--json"])
+        let (gradeStatus, gradeOut, gradeErr) = try await TestEnvironment.run([bambo, "grade", "--benchmark", benchmarkFile.path, "--responses", records.path, "--json"])
         try #require(gradeStatus == 0, "bambo grade failed: \(gradeErr)")
         guard case .object(let graded) = try JSONValue.parse(Data(gradeOut.utf8)), case .array(let gradedItems)? = graded["items"] else {
             Issue.record("unexpected JSON: \(gradeOut)")
@@ -165,11 +165,10 @@ struct TransformersServeTests {
         #expect(gradedItems.count == 4)
     }
 
-    // Disabled for now: in one fresh-clone CI run (session 2) this test hung. Its server was still alive
-    // and had answered 2 requests, and the test process spun. It passes alone and in other full runs; the
-    // cause (which pid the progress callback kills, or the client's retry loop) is to be found.
-    @Test("a server killed mid-run fails the evaluation with its last log lines",
-          .disabled("hung once in CI with its server alive; under investigation (see the comment above)"))
+    /// The progress callback SIGKILLs the server (the python process itself: `transformers serve` runs
+    /// in one process) after the first reply. The failed requests ask the backend why, so the error
+    /// is `serverDied` with the log, whichever notices first: a request or the monitor.
+    @Test("a server killed mid-run fails the evaluation with its last log lines", .timeLimit(.minutes(10)))
     func serverCrashMidRun() async throws {
         let model = try await TinyModels.shared.directory(seed: 1)
         let backend = backend("crash")
