@@ -25,7 +25,8 @@ struct DemoCommand: ParsableCommand {
 
         --budget N is the number of evaluations: a warm start of about N/4 trials (at least the 3 \
         anchors x = 0, x = 1, x = ½, the rest Sobol points), then qEHVI batches of 4; the remainder of \
-        N/4 goes to the warm start.
+        N/4 goes to the warm start. --seed sets the optimizer's seed (default 0), e.g. to repeat a \
+        comparison of strategies over several seeds.
 
         The workers' inference server needs a Python environment with torch (CPU) and \
         transformers[serving]: `bash cluster/python-env.sh` makes it and prints its python \
@@ -55,6 +56,9 @@ struct DemoCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Comparison strategies in the same archive: grid, layerwise, both (grid,layerwise) or none.", valueName: "list"))
     var baselines: String = "grid"
 
+    @Option(help: ArgumentHelp("The optimizer's seed (Sobol warm start, qEHVI) written into study.yaml.", valueName: "n"))
+    var seed: Int = 0
+
     @Option(help: "Workers to start (1–8).")
     var workers: Int = 2
 
@@ -74,6 +78,7 @@ struct DemoCommand: ParsableCommand {
         guard budget >= DemoStudy.minimumBudget else {
             throw ValidationError("--budget must be at least \(DemoStudy.minimumBudget) (the warm start's anchors x = 0, x = 1, x = ½), got \(budget)")
         }
+        guard seed >= 0 else { throw ValidationError("--seed must be at least 0, got \(seed)") }
         guard (1...8).contains(workers) else { throw ValidationError("--workers must be between 1 and 8, got \(workers)") }
         _ = try parsedBaselines()
     }
@@ -119,7 +124,7 @@ struct DemoCommand: ParsableCommand {
             Terminal.error("demo: resuming the study in \(archiveURL.path) (\(counts.completed) completed so far; its stored settings win over --budget)")
         } else {
             let chosen = try parsedBaselines()
-            let yaml = DemoStudy.yaml(family: familyDirectory, bench: benchDirectory, backend: backend.rawValue, budget: budget, baselines: chosen)
+            let yaml = DemoStudy.yaml(family: familyDirectory, bench: benchDirectory, backend: backend.rawValue, budget: budget, baselines: chosen, seed: seed)
             try Data(yaml.utf8).write(to: studyFile, options: .atomic)
             // The real parser checks what was written, so a bad family or benchmark path fails here, clearly.
             do { _ = try StudyConfig.load(from: studyFile) } catch let error as StudyConfigError { throw ValidationError(error.description) }

@@ -46,7 +46,8 @@ enum DemoStudy {
     }
 
     /// The study file for the demo. `family`, `bench` absolute; `maxTokens` per reply.
-    static func yaml(family: URL, bench: URL, backend: String, budget: Int, baselines: [Baseline] = [.grid], maxTokens: Int = 64) -> String {
+    /// `seed` is the optimizer's (Sobol warm start and qEHVI); decoding is greedy either way.
+    static func yaml(family: URL, bench: URL, backend: String, budget: Int, baselines: [Baseline] = [.grid], maxTokens: Int = 64, seed: Int = 0) -> String {
         let (initial, iterations, batch) = plan(budget: budget)
         let models = { (name: String) in family.appendingPathComponent(name).path }
         let benchmarks = benchmarkFiles.map { bench.appendingPathComponent($0).path }
@@ -78,7 +79,7 @@ enum DemoStudy {
               # letter), so its accuracy would only add noise, amplified by Eq. 2's small denominator.
               - {name: reasoning, metric: accuracy, expert: thinking, base: instruct, benchmarks: [multiply]}
               - {name: efficiency, metric: tokens, expert: instruct, base: thinking}
-            optimizer: {initial: \(initial), iterations: \(iterations), batch: \(batch), acquisition: qehvi, seed: 0}
+            optimizer: {initial: \(initial), iterations: \(iterations), batch: \(batch), acquisition: qehvi, seed: \(seed)}
             # bambo first: its corners x = 0 and x = 1 anchor Eq. 2 for every strategy. Baselines in the same
             # archive: layerwise = one block per layer, same budget; grid = model-level merges (paper §4.3).
             strategies: [\(strategies)]\(grid)

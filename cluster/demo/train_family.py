@@ -105,6 +105,7 @@ class Sampler:
 
         # One task per batch: integer prompts are short, so mixing would mostly add padding.
         choice = self.rng.random() < self.mc_fraction
+        self.last_was_choice = choice
         examples = [self.example(choice) for _ in range(size)]
         length = max(len(p) + len(r) for p, r in examples)
         ids = torch.full((size, length), pad_id, dtype=torch.long)
@@ -132,7 +133,7 @@ def train(model, sampler: Sampler, steps: int, lr: float, batch: int, warmup: in
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     pad = model.config.pad_token_id
     model.train()
-    start, running = time.time(), 0.0
+    start, running = time.time(), {False: [0.0, 0], True: [0.0, 0]}
     for step in range(steps):
         ids, labels, mask = sampler.batch(batch, pad)
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
@@ -141,12 +142,14 @@ def train(model, sampler: Sampler, steps: int, lr: float, batch: int, warmup: in
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         scheduler.step()
-        running += loss.item()
+        running[sampler.last_was_choice][0] += loss.item()
+        running[sampler.last_was_choice][1] += 1
         if (step + 1) % log_every == 0 or step + 1 == steps:
-            count = (step % log_every) + 1
-            print(f"[{label}] step {step + 1}/{steps} loss {running / count:.4f} "
+            losses = " ".join(f"{name} {total / count:.4f}" for name, (total, count) in
+                              (("multiply", running[False]), ("choice", running[True])) if count)
+            print(f"[{label}] step {step + 1}/{steps} loss {losses} "
                   f"lr {scheduler.get_last_lr()[0]:.2e} {time.time() - start:.0f}s", flush=True)
-            running = 0.0
+            running = {False: [0.0, 0], True: [0.0, 0]}
     model.eval()
     return model
 
