@@ -1,3 +1,4 @@
+import Archive
 import ArgumentParser
 import BamboProtocol
 import Coordinator
@@ -71,7 +72,8 @@ struct BenchCoordinatorCommand: ParsableCommand {
         _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
         let coordinator = Process()
         coordinator.executableURL = me
-        coordinator.arguments = ["coordinator", "--study", studyFile.path, "--bind", "tcp://127.0.0.1:*", "--events", "none", "--heartbeat", "\(heartbeat)"]
+        let archiveFile = directory.appendingPathComponent("study.sqlite")
+        coordinator.arguments = ["coordinator", "--study", studyFile.path, "--archive", archiveFile.path, "--bind", "tcp://127.0.0.1:*", "--events", "none", "--heartbeat", "\(heartbeat)"]
         coordinator.standardError = try FileHandle(forWritingTo: logFile)
         coordinator.standardOutput = FileHandle.nullDevice
         try coordinator.run()
@@ -102,10 +104,12 @@ struct BenchCoordinatorCommand: ParsableCommand {
         let before = try cpuSeconds(pid: pid)
         let wallBefore = Date()
         fleet.drive(for: seconds)
-        let cpu = (try cpuSeconds(pid: pid) - before) / Date().timeIntervalSince(wallBefore)
+        let wallAfter = Date()
+        let cpu = (try cpuSeconds(pid: pid) - before) / wallAfter.timeIntervalSince(wallBefore)
         kill(pid, SIGTERM)
         coordinator.waitUntilExit()
         fleet.close()
+        let inside = try coordinatorSideLatencies(archiveFile, from: wallBefore, to: wallAfter).sorted()
 
         let sorted = fleet.latencies.sorted()
         func percentile(_ p: Double) -> Double {
@@ -116,7 +120,36 @@ struct BenchCoordinatorCommand: ParsableCommand {
         print(String(format: "  with %d workers:        CPU %.2f%% of one core", workers, 100 * cpu))
         print(String(format: "  dispatches measured: %d (%.1f/s); latency p50 %.2f ms, p99 %.2f ms, max %.2f ms",
                      sorted.count, Double(sorted.count) / seconds, percentile(0.5), percentile(0.99), (sorted.last ?? .nan) * 1000))
+        print(String(format: "  inside the coordinator (RESULT recorded → the worker's next TASK recorded, archive timestamps; %d): p50 %.2f ms, p99 %.2f ms, max %.2f ms",
+                     inside.count, Self.percentile(inside, 0.5) * 1000, Self.percentile(inside, 0.99) * 1000, (inside.last ?? .nan) * 1000))
         print("  workers registered: \(fleet.welcomed)/\(workers); messages received by the workers: \(fleet.received); registered again after being declared lost: \(fleet.reregistered)")
+    }
+
+    /// The p-th quantile of ascending `values` (nearest rank); NaN when empty.
+    static func percentile(_ values: [Double], _ p: Double) -> Double {
+        values.isEmpty ? .nan : values[min(values.count - 1, max(0, Int((p * Double(values.count)).rounded(.up)) - 1))]
+    }
+
+    /// The coordinator's own share of dispatch latency: for each result recorded in the window, the
+    /// time until the same worker's next attempt was recorded (both stamped by the coordinator). It
+    /// leaves out the sockets and the simulated fleet, whose one thread polls every worker socket and
+    /// so adds its own delay to the end-to-end figure on a small machine.
+    private func coordinatorSideLatencies(_ archiveFile: URL, from start: Date, to end: Date) throws -> [Double] {
+        let archive = try Archive.open(at: archiveFile, options: .init(role: .shared, mode: .existing))
+        defer { try? archive.close() }
+        var byWorker: [String: [AttemptRecord]] = [:]
+        for trial in try archive.trials() {
+            for attempt in try archive.attempts(ofTrial: trial.id) { byWorker[attempt.worker, default: []].append(attempt) }
+        }
+        var latencies: [Double] = []
+        for attempts in byWorker.values {
+            let ordered = attempts.sorted { $0.dispatched < $1.dispatched }
+            for (done, next) in zip(ordered, ordered.dropFirst()) where done.state == .completed {
+                guard let finished = done.finished, finished >= start, finished <= end else { continue }
+                latencies.append(next.dispatched.timeIntervalSince(finished))
+            }
+        }
+        return latencies
     }
 
     private func runQuietly(_ executable: URL, _ arguments: [String]) -> Int32 {
