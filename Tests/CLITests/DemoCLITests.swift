@@ -86,6 +86,9 @@ import Glibc
         let run = try DemoProcess.run(["demo", "--out", "/nonexistent/out", "--budget", "2"], in: Self.repositoryRoot)
         #expect(run.status != 0)
         #expect(run.output.contains("--budget must be at least 3"), "\(run.output)")
+        let negative = try DemoProcess.run(["demo", "--out", "/nonexistent/out", "--seed=-1"], in: Self.repositoryRoot)
+        #expect(negative.status != 0)
+        #expect(negative.output.contains("--seed must be at least 0, got -1"), "\(negative.output)")
     }
 
     /// A family that only has to pass the look-up (config.json files), for the error tests.
@@ -110,7 +113,7 @@ import Glibc
         defer { try? FileManager.default.removeItem(at: scratch) }
         let out = scratch.appendingPathComponent("demo-out")
         let family = try Self.familyArguments(python: python, scratch: scratch)
-        let run = try DemoProcess.run(["demo", "--out", out.path, "--budget", String(Self.budget)] + family,
+        let run = try DemoProcess.run(["demo", "--out", out.path, "--budget", String(Self.budget), "--seed", "7"] + family,
                                       in: Self.repositoryRoot, environment: ["BAMBO_PYTHON": python])
         #expect(run.status == 0, "\(run.output)\n\(Self.logs(out))")
 
@@ -144,7 +147,7 @@ import Glibc
         #expect(DemoProcess.processes(marking: out).isEmpty, "\(DemoProcess.processes(marking: out))")
         // The study file is the template's: budget = initial + iterations × batch.
         let yaml = try String(contentsOf: out.appendingPathComponent("study.yaml"), encoding: .utf8)
-        #expect(yaml.contains("optimizer: {initial: 4, iterations: 1, batch: 4, acquisition: qehvi, seed: 0}"), "\(yaml)")
+        #expect(yaml.contains("optimizer: {initial: 4, iterations: 1, batch: 4, acquisition: qehvi, seed: 7}"), "\(yaml)")
         #expect(yaml.contains("strategies: [bambo, grid]") && yaml.contains("grid: {methods: [linear, ties], alphas: [0.5]}"), "\(yaml)")
     }
 
