@@ -109,8 +109,7 @@ public final class Archive: Sendable {
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
         }
         do {
-            pool = try DatabasePool(path: path, configuration: configuration)
-            try Schema.migrator.migrate(pool)
+            pool = try Archive.openPool(path: path, configuration: configuration)
         } catch let error as DatabaseError {
             throw Archive.openError(path: path, error)
         }
@@ -142,6 +141,9 @@ public final class Archive: Sendable {
         }
         var configuration = Configuration()
         configuration.readonly = true
+        // Another process may be opening the archive at the same moment (making its WAL file again):
+        // wait for it as the pool does, instead of failing with "database is locked".
+        configuration.busyMode = .timeout(10)
         do {
             let queue = try DatabaseQueue(path: path, configuration: configuration)
             defer { try? queue.close() }
@@ -163,6 +165,29 @@ public final class Archive: Sendable {
             }
         } catch let error as DatabaseError {
             throw Archive.openError(path: path, error)
+        }
+    }
+
+    /// Opens the pool and brings the schema up to date. Opening can write (SQLite's WAL file is made
+    /// again once the last connection has removed it; migrations), and two processes opening the same
+    /// archive at once (`bambo export` beside `bambo status`) can meet at a lock SQLite refuses at once,
+    /// without waiting on the busy timeout (a read upgrading to a write). So the migrator runs only
+    /// when a migration is missing, and a refused open is retried after a short pause, for up to
+    /// about 10 s.
+    private static func openPool(path: String, configuration: Configuration) throws -> DatabasePool {
+        var pause = 0.02
+        let deadline = Date().addingTimeInterval(10)
+        while true {
+            do {
+                let pool = try DatabasePool(path: path, configuration: configuration)
+                if try !pool.read({ try Schema.migrator.hasCompletedMigrations($0) }) {
+                    try Schema.migrator.migrate(pool)
+                }
+                return pool
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY && Date() < deadline {
+                Thread.sleep(forTimeInterval: pause * Double.random(in: 0.5...1.5))
+                pause = min(pause * 2, 0.5)
+            }
         }
     }
 
