@@ -92,7 +92,7 @@ let package = Package(
         .testTarget(name: "BamboProtocolTests", dependencies: ["BamboProtocol"]),
         .testTarget(
             name: "ArchiveTests",
-            dependencies: ["Archive", "BamboProtocol", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["Archive", "BamboProtocol", "BamboTestSupport", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
             name: "CoordinatorTests",

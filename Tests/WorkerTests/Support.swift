@@ -153,16 +153,8 @@ final class TestCoordinator: @unchecked Sendable {
     }
 }
 
-/// A small lock-protected value.
-final class Mutex<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Value
-    init(_ value: Value) { self.value = value }
-    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
-        lock.lock(); defer { lock.unlock() }
-        return try body(&value)
-    }
-}
+/// The worker tests' name for a lock-protected value (BamboTestSupport).
+typealias Mutex = Locked
 
 /// The built `bambo` executable (BamboTestSupport).
 enum Bambo {
