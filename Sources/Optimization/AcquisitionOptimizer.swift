@@ -13,13 +13,24 @@ public struct AcquisitionOptimizationOptions: Sendable, Equatable {
     public var duplicateTolerance: Double
     /// Runs the restarts (and raw-sample scoring) on parallel threads; results do not depend on it.
     public var concurrent: Bool
+    /// Extra raw samples drawn around the incumbents passed to `maximize` (0: none), in addition to the
+    /// `rawSamples` Sobol points; the idea of BoTorch's `sample_around_best` option. Each is an incumbent with
+    /// every coordinate, independently with probability ½ (at least one), moved by N(0, `incumbentSigma`²)
+    /// and clipped to [0, 1] — so coordinates at a bound often stay there, and the search sees the faces of
+    /// the cube where fronts often lie and where Sobol points never come near.
+    public var incumbentSamples: Int
+    /// Standard deviation of an incumbent perturbation, in unit-cube units.
+    public var incumbentSigma: Double
 
     public init(rawSamples: Int = 512, restarts: Int = 10,
                 optimizer: LBFGSB.Options = LBFGSB.Options(maxIterations: 200, maxEvaluations: 400,
                                                            projectedGradientTolerance: 1e-6,
                                                            relativeFunctionTolerance: 1e-9),
-                duplicateTolerance: Double = 1e-6, concurrent: Bool = true) {
+                duplicateTolerance: Double = 1e-6, concurrent: Bool = true,
+                incumbentSamples: Int = 128, incumbentSigma: Double = 0.1) {
         self.rawSamples = rawSamples
+        self.incumbentSamples = incumbentSamples
+        self.incumbentSigma = incumbentSigma
         self.restarts = restarts
         self.optimizer = optimizer
         self.duplicateTolerance = duplicateTolerance
@@ -43,16 +54,24 @@ public enum AcquisitionOptimizer {
 
     /// - Parameters:
     ///   - avoiding: points no candidate may nearly duplicate (observed, pending, already chosen).
+    ///   - incumbents: points (D values each, e.g. the observed Pareto set) to draw
+    ///     `options.incumbentSamples` extra raw samples around.
     ///   - seed: seeds the raw samples and the start selection.
     public static func maximize(_ acquisition: some BatchAcquisitionFunction, options: AcquisitionOptimizationOptions = .init(),
-                                avoiding: [[Double]] = [], seed: UInt64 = 0) throws -> Result {
+                                avoiding: [[Double]] = [], incumbents: [[Double]] = [], seed: UInt64 = 0) throws -> Result {
         let q = acquisition.candidateCount, d = acquisition.dimension, width = q * d
-        guard options.rawSamples >= 1, options.restarts >= 1, options.duplicateTolerance >= 0 else {
+        guard options.rawSamples >= 1, options.restarts >= 1, options.duplicateTolerance >= 0,
+              options.incumbentSamples >= 0, options.incumbentSigma > 0 else {
             throw AcquisitionError.invalidInput(
-                "rawSamples and restarts must be ≥ 1 and duplicateTolerance ≥ 0, got \(options.rawSamples), \(options.restarts), \(options.duplicateTolerance)")
+                "rawSamples and restarts must be ≥ 1, duplicateTolerance and incumbentSamples ≥ 0 and incumbentSigma > 0, got \(options.rawSamples), \(options.restarts), \(options.duplicateTolerance), \(options.incumbentSamples), \(options.incumbentSigma)")
+        }
+        guard incumbents.allSatisfy({ $0.count == d }) else {
+            throw AcquisitionError.invalidInput("every incumbent must have \(d) values")
         }
         var sobol = try SobolSequence(dimension: width, scramble: true, seed: seed)
         let raw = try sobol.draw(options.rawSamples)
+            + perturbations(of: incumbents, count: incumbents.isEmpty ? 0 : options.incumbentSamples,
+                            blocks: q, sigma: options.incumbentSigma, seed: seed)
         let split: @Sendable ([Double]) -> [[Double]] = { flat in (0..<q).map { Array(flat[($0 * d)..<(($0 + 1) * d)]) } }
         let rawValues = ConcurrentSlots<Double>(count: raw.count)
         parallelFor(raw.count, concurrent: options.concurrent) { i in
@@ -131,6 +150,23 @@ public enum AcquisitionOptimizer {
             weights[pick] = 0
         }
         return chosen
+    }
+
+    /// `count` points of q·D values: each block of D is a randomly chosen incumbent with each coordinate,
+    /// with probability ½ (at least one per block), moved by N(0, sigma²) and clipped to [0, 1].
+    static func perturbations(of incumbents: [[Double]], count: Int, blocks: Int, sigma: Double, seed: UInt64) -> [[Double]] {
+        guard count > 0, !incumbents.isEmpty else { return [] }
+        var rng = SplitMix64(seed: seed ^ 0x1_C0B3_57A1)
+        return (0..<count).map { _ in
+            (0..<blocks).flatMap { _ -> [Double] in
+                var x = incumbents[Int(rng.next() % UInt64(incumbents.count))]
+                let forced = Int(rng.next() % UInt64(x.count))
+                for j in x.indices where j == forced || rng.next() & 1 == 1 {
+                    x[j] = min(1, max(0, x[j] + sigma * StandardNormal.quantile(uniformOpen(using: &rng))))
+                }
+                return x
+            }
+        }
     }
 
     static func distance(_ a: [Double], _ b: [Double]) -> Double {

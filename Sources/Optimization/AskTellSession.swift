@@ -5,7 +5,7 @@ import Foundation
 ///
 /// Lines (all objectives maximized, x in [0,1]^dim):
 /// - first: `{"dim": D, "objectives": M, "seed": S, "acquisition": "qehvi"|"qnehvi"|"qlogehvi"|"qlognehvi", "refPoint": [..]?,
-///   "initial": N0?}`, also accepted: `"mcSamples"`, `"restarts"`, `"rawSamples"` (defaults 128, 10, 512);
+///   "initial": N0?}`, also accepted: `"mcSamples"`, `"restarts"`, `"rawSamples"`, `"incumbentSamples"` (defaults 128, 10, 512, 128);
 ///   answered `{"ok": true}`.
 /// - `{"tell": [{"x": [...], "y": [...]}, …]}` → `{"ok": true, "observations": n}`.
 /// - `{"ask": q, "pending": [[...], …]?}` → `{"x": [[...], …]}` (the initial Sobol design until N0
@@ -78,7 +78,7 @@ public struct AskTellSession: Sendable {
 
     static func configuration(from object: [String: Any]) throws -> MultiObjectiveOptimizerConfiguration {
         let allowed: Set<String> = ["dim", "objectives", "seed", "acquisition", "refPoint", "initial", "mcSamples",
-                                    "restarts", "rawSamples"]
+                                    "restarts", "rawSamples", "incumbentSamples"]
         let unknown = Set(object.keys).subtracting(allowed)
         guard unknown.isEmpty else {
             throw AcquisitionError.invalidInput(
@@ -98,12 +98,16 @@ public struct AskTellSession: Sendable {
         }
         let reference = try object["refPoint"].map { try numbers($0, field: "refPoint") }
         let initial = try object["initial"].map { try integer($0, field: "initial", range: 2...100_000) }
-        return MultiObjectiveOptimizerConfiguration(
+        var configuration = MultiObjectiveOptimizerConfiguration(
             dimension: dim, objectives: objectives, referencePoint: reference, initialDesignSize: initial,
             strategy: strategy, seed: UInt64(seed),
             mcSamples: try object["mcSamples"].map { try integer($0, field: "mcSamples", range: 1...65_536) } ?? 128,
             restarts: try object["restarts"].map { try integer($0, field: "restarts", range: 1...1000) } ?? 10,
             rawSamples: try object["rawSamples"].map { try integer($0, field: "rawSamples", range: 1...1_000_000) } ?? 512)
+        if let extra = object["incumbentSamples"] {
+            configuration.acquisitionOptions.incumbentSamples = try integer(extra, field: "incumbentSamples", range: 0...1_000_000)
+        }
+        return configuration
     }
 
     static func parseObject(_ line: String) throws -> [String: Any] {

@@ -169,6 +169,8 @@ public struct MultiObjectiveOptimizer: Sendable {
         }
         guard configuration.strategy != .sobol else { return try nextDesignPoints(q) }
         let reference = try configuration.referencePoint ?? Pareto.referencePoint(fromNadirOf: observedY)
+        // The observed Pareto set: extra raw samples are drawn around it (faces of the cube included).
+        let incumbents = Pareto.nonDominatedIndicesUnchecked(observedY, keepDuplicates: false).map { observedX[$0] }
         var chosen: [[Double]] = []
         for k in 0..<q {
             let seed = stepSeed(UInt64(k))
@@ -186,7 +188,7 @@ public struct MultiObjectiveOptimizer: Sendable {
                                           logTemperature: tau)
             }
             let best = try AcquisitionOptimizer.maximize(acquisition, options: configuration.acquisitionOptions,
-                                                         avoiding: observedX + conditioning, seed: seed)
+                                                         avoiding: observedX + conditioning, incumbents: incumbents, seed: seed)
             chosen.append(best.candidates[0])
         }
         proposalSteps += 1

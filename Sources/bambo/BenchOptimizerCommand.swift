@@ -63,6 +63,9 @@ struct BenchOptimizerCommand: ParsableCommand {
     @Option(name: .customLong("raw-samples"), help: "Sobol raw samples scored to choose the restarts.")
     var rawSamples: Int = 512
 
+    @Option(name: .customLong("incumbent-samples"), help: "Extra raw samples drawn around the observed Pareto set (0: Sobol raw samples only, as BoTorch's default).")
+    var incumbentSamples: Int = 128
+
     @Option(name: .customLong("gp-priors"), help: "GP hyper-parameter priors: classic (Gamma length-scales) or dimension-scaled (Hvarfner et al. 2024, BoTorch ≥ 0.12's default).")
     var gpPriors: GPPriorsArgument = .classic
 
@@ -79,6 +82,7 @@ struct BenchOptimizerCommand: ParsableCommand {
         guard mcSamples >= 1, restarts >= 1, rawSamples >= 1 else {
             throw ValidationError("--mc-samples, --restarts and --raw-samples must be ≥ 1")
         }
+        guard incumbentSamples >= 0 else { throw ValidationError("--incumbent-samples must be ≥ 0 (got \(incumbentSamples))") }
     }
 
     func run() throws {
@@ -92,6 +96,7 @@ struct BenchOptimizerCommand: ParsableCommand {
             dimension: testProblem.dimension, objectives: testProblem.objectiveCount, initialDesignSize: initial,
             strategy: acquisition, seed: seed, mcSamples: mcSamples, restarts: restarts, rawSamples: rawSamples)
         configuration.fitOptions.priors = gpPriors.choice
+        configuration.acquisitionOptions.incumbentSamples = incumbentSamples
         let clock = ContinuousClock()
         let origin = clock.now
         let now: () -> Double = {
@@ -117,7 +122,7 @@ struct BenchOptimizerCommand: ParsableCommand {
             ("problem", "\"\(p.name)\""), ("dim", "\(p.dimension)"), ("objectives", "\(p.objectiveCount)"),
             ("initial", "\(initial)"), ("iterations", "\(iterations)"), ("batch", "\(batch)"),
             ("acquisition", "\"\(acquisition.rawValue)\""), ("seed", "\(seed)"),
-            ("mcSamples", "\(mcSamples)"), ("gpPriors", "\"\(gpPriors.rawValue)\""), ("restarts", "\(restarts)"), ("rawSamples", "\(rawSamples)"),
+            ("mcSamples", "\(mcSamples)"), ("gpPriors", "\"\(gpPriors.rawValue)\""), ("restarts", "\(restarts)"), ("rawSamples", "\(rawSamples)"), ("incumbentSamples", "\(incumbentSamples)"),
             ("referencePoint", list(p.referencePoint)), ("maxHypervolume", num(r.maxHypervolume)),
             ("hypervolumes", list(r.hypervolumes)), ("logHypervolumeGaps", list(r.logHypervolumeGaps)),
             ("finalHypervolume", num(r.finalHypervolume)), ("finalLogHypervolumeGap", num(r.finalLogHypervolumeGap)),

@@ -193,4 +193,55 @@ struct AcquisitionTests {
         #expect(high > 3 * low)
         #expect(AcquisitionOptimizer.boltzmannStarts([0, 0, 0], count: 2, seed: 1).count == 2)
     }
+
+    /// A bump of radius 0.12 around a point on a face of the 8-cube: zero (and flat) everywhere else, like
+    /// qEHVI where the GP is sure nothing improves — the situation of ZDT1, whose front lies on a face.
+    struct FaceBump: BatchAcquisitionFunction {
+        let center = [0.3, 0, 0, 0, 0, 0, 0, 0]
+        let radius = 0.12
+        var candidateCount: Int { 1 }
+        var dimension: Int { 8 }
+        func value(_ candidates: [[Double]]) throws -> Double { try valueAndGradient(candidates).value }
+        func valueAndGradient(_ candidates: [[Double]]) throws -> (value: Double, gradient: [[Double]]) {
+            let x = candidates[0]
+            let r2 = zip(x, center).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / (radius * radius)
+            guard r2 < 1 else { return (0, [[Double](repeating: 0, count: 8)]) }
+            return (1 - r2, [zip(x, center).map { -2 * ($0 - $1) / (radius * radius) }])
+        }
+    }
+
+    @Test("Raw samples around the incumbents find an optimum on a face that Sobol points never come near")
+    func incumbentSamplesReachAFace() throws {
+        let options = AcquisitionOptimizationOptions(rawSamples: 512, restarts: 10, concurrent: false)
+        // Sobol points alone: every one scores 0, no start has a gradient, nothing is found.
+        let blind = try AcquisitionOptimizer.maximize(FaceBump(), options: options, incumbents: [], seed: 1)
+        #expect(blind.value == 0)
+        // One incumbent on the face, 0.1 from the bump's centre: its perturbations land inside.
+        let incumbent = [0.4, 0, 0, 0, 0, 0, 0, 0]
+        let found = try AcquisitionOptimizer.maximize(FaceBump(), options: options, incumbents: [incumbent], seed: 1)
+        #expect(found.value > 0.999)
+        #expect(AcquisitionOptimizer.distance(found.candidates[0], FaceBump().center) < 0.01)
+        // Switched off: the same as without incumbents.
+        var off = options
+        off.incumbentSamples = 0
+        #expect(try AcquisitionOptimizer.maximize(FaceBump(), options: off, incumbents: [incumbent], seed: 1).value == 0)
+    }
+
+    @Test("Incumbent perturbations: deterministic, inside the cube, often keeping coordinates at a bound")
+    func incumbentPerturbations() {
+        let incumbents = [[0, 0.5, 1, 0.2], [1, 1, 0, 0.9]]
+        let a = AcquisitionOptimizer.perturbations(of: incumbents, count: 400, blocks: 2, sigma: 0.1, seed: 9)
+        #expect(a == AcquisitionOptimizer.perturbations(of: incumbents, count: 400, blocks: 2, sigma: 0.1, seed: 9))
+        #expect(a.count == 400 && a.allSatisfy { $0.count == 8 && $0.allSatisfy { $0 >= 0 && $0 <= 1 } })
+        // Each block is near one incumbent (within 5 σ per coordinate).
+        for point in a {
+            for block in [Array(point[0..<4]), Array(point[4..<8])] {
+                #expect(incumbents.contains { inc in zip(inc, block).allSatisfy { abs($0 - $1) < 0.5 } })
+            }
+        }
+        // A coordinate at a bound stays there about 3/4 of the time (unperturbed ½, clipped ¼).
+        let atBound = a.filter { $0[0] == 0 || $0[0] == 1 }.count
+        #expect(atBound > 240 && atBound < 360, "\(atBound) of 400")
+        #expect(AcquisitionOptimizer.perturbations(of: [], count: 10, blocks: 1, sigma: 0.1, seed: 0).isEmpty)
+    }
 }
