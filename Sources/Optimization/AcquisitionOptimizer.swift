@@ -13,8 +13,9 @@ public struct AcquisitionOptimizationOptions: Sendable, Equatable {
     public var duplicateTolerance: Double
     /// Runs the restarts (and raw-sample scoring) on parallel threads; results do not depend on it.
     public var concurrent: Bool
-    /// Extra raw samples drawn around the incumbents passed to `maximize` (0: none), in addition to the
-    /// `rawSamples` Sobol points; the idea of BoTorch's `sample_around_best` option. Each is an incumbent with
+    /// How many of the `rawSamples` are drawn around the incumbents passed to `maximize` instead of from
+    /// the Sobol sequence (0: none; at most `rawSamples − 1`; none when there are no incumbents); the idea of
+    /// BoTorch's `sample_around_best` option, within the same raw budget. Each is an incumbent with
     /// every coordinate, independently with probability ½ (at least one), moved by N(0, `incumbentSigma`²)
     /// and clipped to [0, 1] — so coordinates at a bound often stay there, and the search sees the faces of
     /// the cube where fronts often lie and where Sobol points never come near.
@@ -55,7 +56,7 @@ public enum AcquisitionOptimizer {
     /// - Parameters:
     ///   - avoiding: points no candidate may nearly duplicate (observed, pending, already chosen).
     ///   - incumbents: points (D values each, e.g. the observed Pareto set) to draw
-    ///     `options.incumbentSamples` extra raw samples around.
+    ///     `options.incumbentSamples` of the raw samples around.
     ///   - seed: seeds the raw samples and the start selection.
     public static func maximize(_ acquisition: some BatchAcquisitionFunction, options: AcquisitionOptimizationOptions = .init(),
                                 avoiding: [[Double]] = [], incumbents: [[Double]] = [], seed: UInt64 = 0) throws -> Result {
@@ -68,10 +69,10 @@ public enum AcquisitionOptimizer {
         guard incumbents.allSatisfy({ $0.count == d }) else {
             throw AcquisitionError.invalidInput("every incumbent must have \(d) values")
         }
+        let around = incumbents.isEmpty ? 0 : min(options.incumbentSamples, options.rawSamples - 1)
         var sobol = try SobolSequence(dimension: width, scramble: true, seed: seed)
-        let raw = try sobol.draw(options.rawSamples)
-            + perturbations(of: incumbents, count: incumbents.isEmpty ? 0 : options.incumbentSamples,
-                            blocks: q, sigma: options.incumbentSigma, seed: seed)
+        let raw = try sobol.draw(options.rawSamples - around)
+            + perturbations(of: incumbents, count: around, blocks: q, sigma: options.incumbentSigma, seed: seed)
         let split: @Sendable ([Double]) -> [[Double]] = { flat in (0..<q).map { Array(flat[($0 * d)..<(($0 + 1) * d)]) } }
         let rawValues = ConcurrentSlots<Double>(count: raw.count)
         parallelFor(raw.count, concurrent: options.concurrent) { i in

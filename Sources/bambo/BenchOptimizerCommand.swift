@@ -63,7 +63,7 @@ struct BenchOptimizerCommand: ParsableCommand {
     @Option(name: .customLong("raw-samples"), help: "Sobol raw samples scored to choose the restarts.")
     var rawSamples: Int = 512
 
-    @Option(name: .customLong("incumbent-samples"), help: "Extra raw samples drawn around the observed Pareto set (0: Sobol raw samples only, as BoTorch's default).")
+    @Option(name: .customLong("incumbent-samples"), help: "How many of the raw samples are drawn around the observed Pareto set instead of from the Sobol sequence (0: Sobol only, as BoTorch's default).")
     var incumbentSamples: Int = 128
 
     @Option(name: .customLong("gp-priors"), help: "GP hyper-parameter priors: classic (Gamma length-scales) or dimension-scaled (Hvarfner et al. 2024, BoTorch ≥ 0.12's default).")

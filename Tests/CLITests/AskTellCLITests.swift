@@ -65,6 +65,15 @@ struct AskTellCLITests {
         }
     }
 
+    @Test("incumbentSamples is accepted in the header (0 switches it off) and checked")
+    func incumbentSamples() throws {
+        let bad = try BamboProcess.run(["ask-tell"], input: #"{"dim": 2, "objectives": 2, "seed": 0, "acquisition": "qehvi", "incumbentSamples": -1}"# + "\n")
+        #expect(bad.status == 0)
+        #expect(bad.stdout.contains("incumbentSamples"), "\(bad.stdout)")
+        let off = try BamboProcess.run(["ask-tell"], input: #"{"dim": 2, "objectives": 2, "seed": 0, "acquisition": "qehvi", "incumbentSamples": 0}"# + "\n")
+        #expect(off.stdout == "{\"ok\": true}\n", "\(off.stdout)")
+    }
+
     @Test("EOF right after the header ends the session cleanly; empty input too")
     func eof() throws {
         let run = try BamboProcess.run(["ask-tell"], input: #"{"dim": 1, "objectives": 1, "seed": 0, "acquisition": "qnehvi"}"#)
