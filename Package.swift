@@ -28,7 +28,7 @@ let package = Package(
     ],
     targets: [
         // Format: header validation, mmap reader, streaming writer, dtypes, shard index.
-        .target(name: "SafeTensors"),
+        .target(name: "SafeTensors", dependencies: ["DynamicJSON"]),
         // Hybrid optimal block partitioning (paper Algorithm 1). Pure.
         .target(name: "Partitioning"),
         // Tensor-name → layer map, layer-difference profile, merge methods and engine.

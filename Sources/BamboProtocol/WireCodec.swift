@@ -9,6 +9,8 @@ public enum WireCodec {
     /// Encodes `message` as `[protocol id, type, body]`. Throws `.malformed` when the message breaks
     /// a rule of the spec (a peer would reject it) and `.tooLarge` when the body is over its limit.
     public static func encode(_ message: Message) throws(ProtocolError) -> [Data] {
+        // The most frequent message (one per worker per interval) never changes: encoded once.
+        if case .coordinatorHeartbeat = message { return coordinatorHeartbeatFrames }
         let type = message.type
         do {
             try message.validate()
@@ -79,10 +81,20 @@ public enum WireCodec {
         return message
     }
 
-    /// The JSON of a message's body (frame 2), keys sorted.
-    public static func encodeBody(of message: Message) throws -> Data {
+    private static let coordinatorHeartbeatFrames: [Data] = [
+        Data(WireFormat.protocolID.utf8), Data(MessageType.heartbeat.rawValue.utf8),
+        (try? encoder.encode(CoordinatorHeartbeatBody())) ?? Data("{}".utf8),
+    ]
+
+    /// One encoder for every message (it holds only its settings).
+    private static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    /// The JSON of a message's body (frame 2), keys sorted.
+    public static func encodeBody(of message: Message) throws -> Data {
         switch message {
         case .ready(let body): return try encoder.encode(body)
         case .workerHeartbeat(let body): return try encoder.encode(body)
@@ -102,7 +114,7 @@ public enum WireCodec {
 
     private static func parse(_ data: Data, type: MessageType, sender: Peer) throws -> Message {
         // Syntax first (errors without a path), then structure (errors naming the field).
-        let body = try JSONDecoder().decode(JSONValue.self, from: data)
+        let body = try JSONValue(json: data)
         let decoder = JSONValueDecoder()
         switch type {
         case .ready: return .ready(try decoder.decode(ReadyBody.self, from: body))

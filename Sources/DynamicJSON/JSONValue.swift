@@ -50,9 +50,24 @@ extension JSONValue: Codable {
 }
 
 extension JSONValue {
-    /// Parses one JSON document (any top-level value).
+    /// Parses one JSON document (any top-level value) with the strict `JSONParser` (RFC 8259; a repeated
+    /// object key is an error). The error's description says what was wrong and at which byte.
     public init(json data: Data) throws {
-        self = try JSONDecoder().decode(JSONValue.self, from: data)
+        self = JSONValue(try data.withUnsafeBytes { bytes throws(JSONParser.Failure) in try JSONParser.parse(bytes) })
+    }
+
+    /// The value of an exact-integer parse, numbers as `Double`.
+    public init(_ exact: ExactJSONValue) {
+        switch exact {
+        case .null: self = .null
+        case .bool(let value): self = .bool(value)
+        case .int(let value): self = .number(Double(value))
+        case .uint(let value): self = .number(Double(value))
+        case .double(let value): self = .number(value)
+        case .string(let value): self = .string(value)
+        case .array(let values): self = .array(values.map(JSONValue.init))
+        case .object(let members): self = .object(members.mapValues(JSONValue.init))
+        }
     }
 
     /// The value's members when it is an object.
@@ -85,9 +100,9 @@ extension JSONValue {
         }
     }
 
-    /// Parses JSON text (any top-level value, fragments allowed).
+    /// Parses JSON text (any top-level value); see `init(json:)`.
     public static func parse(_ data: Data) throws -> JSONValue {
-        try JSONDecoder().decode(JSONValue.self, from: data)
+        try JSONValue(json: data)
     }
 
     /// Compact JSON text with sorted keys.

@@ -1,3 +1,4 @@
+import DynamicJSON
 import Foundation
 
 /// A tensor of a checkpoint and the file that holds it.

@@ -1,3 +1,4 @@
+import DynamicJSON
 import Foundation
 
 /// One tensor as described by a safetensors header.

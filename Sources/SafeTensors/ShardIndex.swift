@@ -1,3 +1,4 @@
+import DynamicJSON
 import Foundation
 
 /// `model.safetensors.index.json`: which shard file holds each tensor.

@@ -1,16 +1,17 @@
-/// A strict RFC 8259 JSON parser over UTF-8 bytes, producing ``JSONValue``.
+/// A strict RFC 8259 JSON parser over UTF-8 bytes, producing ``ExactJSONValue`` (and, converted, ``JSONValue``).
 ///
 /// Integers without fraction or exponent are kept exactly (`Int64`, or `UInt64` above `Int64.max`);
 /// other numbers become `Double`. Strings must be valid UTF-8 without raw control characters.
 /// Objects with a repeated key are rejected (a header that names a tensor twice is ambiguous).
 /// Nesting is limited to ``maxDepth`` so hostile input cannot exhaust the stack.
-struct JSONParser {
-    static let maxDepth = 512
+public struct JSONParser {
+    public static let maxDepth = 512
 
-    struct Failure: Error, CustomStringConvertible {
-        var message: String
-        var offset: Int
-        var description: String { "\(message) at byte \(offset)" }
+    /// What was wrong and at which byte.
+    public struct Failure: Error, CustomStringConvertible {
+        public var message: String
+        public var offset: Int
+        public var description: String { "\(message) at byte \(offset)" }
     }
 
     private let bytes: UnsafeRawBufferPointer
@@ -19,7 +20,7 @@ struct JSONParser {
     private init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
     /// Parses one JSON value; only whitespace may follow it.
-    static func parse(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> JSONValue {
+    public static func parse(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> ExactJSONValue {
         var parser = JSONParser(bytes)
         let value = try parser.value(depth: 0)
         parser.skipWhitespace()
@@ -42,7 +43,7 @@ struct JSONParser {
         position += n
     }
 
-    private mutating func value(depth: Int) throws(Failure) -> JSONValue {
+    private mutating func value(depth: Int) throws(Failure) -> ExactJSONValue {
         guard depth < Self.maxDepth else { throw failure("nesting deeper than \(Self.maxDepth) levels") }
         skipWhitespace()
         guard let c = current else { throw failure("unexpected end of input, expected a value") }
@@ -58,9 +59,9 @@ struct JSONParser {
         }
     }
 
-    private mutating func object(depth: Int) throws(Failure) -> JSONValue {
+    private mutating func object(depth: Int) throws(Failure) -> ExactJSONValue {
         position += 1  // {
-        var result: [String: JSONValue] = [:]
+        var result: [String: ExactJSONValue] = [:]
         skipWhitespace()
         if current == UInt8(ascii: "}") { position += 1; return .object(result) }
         while true {
@@ -84,9 +85,9 @@ struct JSONParser {
         }
     }
 
-    private mutating func array(depth: Int) throws(Failure) -> JSONValue {
+    private mutating func array(depth: Int) throws(Failure) -> ExactJSONValue {
         position += 1  // [
-        var result: [JSONValue] = []
+        var result: [ExactJSONValue] = []
         skipWhitespace()
         if current == UInt8(ascii: "]") { position += 1; return .array(result) }
         while true {
@@ -179,7 +180,7 @@ struct JSONParser {
         return s
     }
 
-    private mutating func number() throws(Failure) -> JSONValue {
+    private mutating func number() throws(Failure) -> ExactJSONValue {
         let start = position
         var isInteger = true
         if current == UInt8(ascii: "-") { position += 1 }

@@ -1,25 +1,25 @@
 import Foundation
 
-/// A JSON value, used for safetensors headers, shard indexes and `config.json`.
-///
-/// Integers are kept exactly (`Int64`/`UInt64`) rather than through `Double`.
-public enum JSONValue: Sendable, Equatable, Codable {
+/// A JSON value with exact integers (`Int64`/`UInt64`, not through `Double`): what `JSONParser` produces.
+/// Safetensors headers, shard indexes and `config.json` use it as is (SafeTensors calls it `JSONValue`);
+/// `JSONValue` (numbers as `Double`) is converted from it.
+public enum ExactJSONValue: Sendable, Equatable, Codable {
     case null
     case bool(Bool)
     case int(Int64)
     case uint(UInt64)
     case double(Double)
     case string(String)
-    case array([JSONValue])
-    case object([String: JSONValue])
+    case array([ExactJSONValue])
+    case object([String: ExactJSONValue])
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         // Most frequent first (headers are mostly objects, strings and integers).
-        if let o = try? container.decode([String: JSONValue].self) { self = .object(o); return }
+        if let o = try? container.decode([String: ExactJSONValue].self) { self = .object(o); return }
         if let s = try? container.decode(String.self) { self = .string(s); return }
         if let i = try? container.decode(Int64.self) { self = .int(i); return }
-        if let a = try? container.decode([JSONValue].self) { self = .array(a); return }
+        if let a = try? container.decode([ExactJSONValue].self) { self = .array(a); return }
         if container.decodeNil() { self = .null; return }
         if let b = try? container.decode(Bool.self) { self = .bool(b); return }
         if let u = try? container.decode(UInt64.self) { self = .uint(u); return }
@@ -43,12 +43,12 @@ public enum JSONValue: Sendable, Equatable, Codable {
 
     /// Parses JSON text (strict RFC 8259; duplicate object keys rejected). The error's description
     /// says what was wrong and at which byte.
-    public static func parse(_ data: Data) throws -> JSONValue {
+    public static func parse(_ data: Data) throws -> ExactJSONValue {
         try data.withUnsafeBytes { try JSONParser.parse($0) }
     }
 
     /// Parses JSON text from raw bytes without copying them.
-    public static func parse(_ bytes: UnsafeRawBufferPointer) throws -> JSONValue {
+    public static func parse(_ bytes: UnsafeRawBufferPointer) throws -> ExactJSONValue {
         try JSONParser.parse(bytes)
     }
 
@@ -83,8 +83,8 @@ public enum JSONValue: Sendable, Equatable, Codable {
 
     public var stringValue: String? { if case let .string(s) = self { s } else { nil } }
     public var boolValue: Bool? { if case let .bool(b) = self { b } else { nil } }
-    public var arrayValue: [JSONValue]? { if case let .array(a) = self { a } else { nil } }
-    public var objectValue: [String: JSONValue]? { if case let .object(o) = self { o } else { nil } }
+    public var arrayValue: [ExactJSONValue]? { if case let .array(a) = self { a } else { nil } }
+    public var objectValue: [String: ExactJSONValue]? { if case let .object(o) = self { o } else { nil } }
 
     /// JSON text with object keys sorted by their UTF-8 bytes: compact, or pretty (two-space
     /// indentation, trailing newline) as `config.json` files are usually written. Deterministic.
@@ -100,26 +100,26 @@ public enum JSONValue: Sendable, Equatable, Codable {
     }
 
     /// Member of an object, or `nil`.
-    public subscript(key: String) -> JSONValue? { objectValue?[key] }
+    public subscript(key: String) -> ExactJSONValue? { objectValue?[key] }
 }
 
-extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral,
+extension ExactJSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral,
     ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral
 {
     public init(stringLiteral value: String) { self = .string(value) }
     public init(integerLiteral value: Int64) { self = .int(value) }
     public init(floatLiteral value: Double) { self = .double(value) }
     public init(booleanLiteral value: Bool) { self = .bool(value) }
-    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
-    public init(dictionaryLiteral elements: (String, JSONValue)...) {
+    public init(arrayLiteral elements: ExactJSONValue...) { self = .array(elements) }
+    public init(dictionaryLiteral elements: (String, ExactJSONValue)...) {
         self = .object(Dictionary(elements, uniquingKeysWith: { _, last in last }))
     }
     public init(nilLiteral: ()) { self = .null }
 }
 
 /// Deterministic compact JSON text: object keys sorted by their UTF-8 bytes, no whitespace.
-enum CanonicalJSON {
-    static func write(_ value: JSONValue, into out: inout String) {
+public enum CanonicalJSON {
+    public static func write(_ value: ExactJSONValue, into out: inout String) {
         switch value {
         case .null: out += "null"
         case let .bool(b): out += b ? "true" : "false"
@@ -148,7 +148,7 @@ enum CanonicalJSON {
         }
     }
 
-    static func writePretty(_ value: JSONValue, into out: inout String, indent: Int) {
+    public static func writePretty(_ value: ExactJSONValue, into out: inout String, indent: Int) {
         let pad = String(repeating: "  ", count: indent)
         switch value {
         case let .object(o) where !o.isEmpty:
@@ -175,12 +175,12 @@ enum CanonicalJSON {
         }
     }
 
-    static func sortedKeys<C: Collection<String>>(_ keys: C) -> [String] {
+    public static func sortedKeys<C: Collection<String>>(_ keys: C) -> [String] {
         keys.sorted(by: utf8Precedes)
     }
 
     /// Byte-wise order of the UTF-8 encodings (memcmp on contiguous storage).
-    static func utf8Precedes(_ a: String, _ b: String) -> Bool {
+    public static func utf8Precedes(_ a: String, _ b: String) -> Bool {
         var a = a, b = b
         return a.withUTF8 { pa in
             b.withUTF8 { pb in
@@ -191,7 +191,7 @@ enum CanonicalJSON {
         }
     }
 
-    static func writeString(_ s: String, into out: inout String) {
+    public static func writeString(_ s: String, into out: inout String) {
         out += "\""
         for scalar in s.unicodeScalars {
             switch scalar {
