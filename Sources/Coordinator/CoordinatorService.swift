@@ -356,6 +356,12 @@ public final class CoordinatorService: @unchecked Sendable {
                 let ids = try proposeNow(strategy, count: count, warmStart: warmStart, at: time)
                 return core.event(.trialsAdded(ids, strategy: strategy, now: now()))
             }
+            if var proposer = proposers[strategy], proposer.isInstant {  // e.g. Sobol: no hand-off to wait for
+                let points = try proposer.propose(count: count, observed: [], pending: [])
+                proposers[strategy] = proposer
+                let ids = try addProposed(points, origin: proposer.origin, strategy: strategy, at: time)
+                return core.event(.trialsAdded(ids, strategy: strategy, now: now()))
+            }
             try startProposal(strategy, count: count, pending: pending)
             return []
         case .recordResult(let body, let worker):
@@ -435,10 +441,7 @@ public final class CoordinatorService: @unchecked Sendable {
                        points.count, proposer.origin, strategy.rawValue, finished.seconds, served))
         }
         try inBatch(router: router) {
-            let spec = partitions[strategy] ?? partition
-            let ids = try archive.addTrials(
-                points, origin: TrialOrigin(proposer.origin), strategy: strategy.rawValue, partition: spec == partition ? nil : spec, at: Date())
-            try remember(ids, of: strategy)
+            let ids = try addProposed(points, origin: proposer.origin, strategy: strategy, at: Date())
             try execute(core.event(.trialsAdded(ids, strategy: strategy, now: now())))
         }
         try execute([])  // publishes the batch's events
@@ -447,6 +450,15 @@ public final class CoordinatorService: @unchecked Sendable {
     /// Stores `count` new trials of `strategy` at once: the warm start (anchors, then Sobol) or the
     /// next grid points. Each trial stores its partition and merge spec when they differ from the
     /// study's.
+    /// Stores a proposer's points as trials of `strategy` and remembers them.
+    private func addProposed(_ points: [[Double]], origin: String, strategy: StudyStrategy, at time: Date) throws -> [Int64] {
+        let spec = partitions[strategy] ?? partition
+        let ids = try archive.addTrials(
+            points, origin: TrialOrigin(origin), strategy: strategy.rawValue, partition: spec == partition ? nil : spec, at: time)
+        try remember(ids, of: strategy)
+        return ids
+    }
+
     private func proposeNow(_ strategy: StudyStrategy, count: Int, warmStart: Bool, at time: Date) throws -> [Int64] {
         let spec = partitions[strategy] ?? partition
         let dimension = spec.dimension

@@ -10,11 +10,19 @@ public protocol Proposer {
     /// `count` new points. `observed`: decision vectors with their normalized objectives (maximized);
     /// `pending`: decision vectors dispatched but not finished (for fantasies / diversity).
     mutating func propose(count: Int, observed: [(x: [Double], y: [Double])], pending: [[Double]]) throws -> [[Double]]
+    /// True when a proposal takes no noticeable time and needs no observations (the coordinator then
+    /// proposes inline instead of on its background thread, so no free worker waits for a hand-off).
+    var isInstant: Bool { get }
+}
+
+extension Proposer {
+    public var isInstant: Bool { false }
 }
 
 /// Scrambled Sobol points, ignoring what was observed: the warm start's fill and a baseline proposer.
 public struct SobolProposer: Proposer {
     public var origin: String { "sobol" }
+    public var isInstant: Bool { true }
     private var sequence: SobolSequence
 
     /// - Parameter skip: points already drawn in earlier runs of the same study (so a resumed study
