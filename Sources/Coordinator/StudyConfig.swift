@@ -162,7 +162,16 @@ extension StudyConfig {
         let name = url.lastPathComponent
         let text: String
         do {
-            text = try String(contentsOf: url, encoding: .utf8)
+            // Through a file handle: `String(contentsOf:)` refuses character devices (/dev/null, a pipe)
+            // with a misleading "permission" error.
+            let handle = try FileHandle(forReadingFrom: url)
+            defer { try? handle.close() }
+            guard let decoded = String(data: try handle.readToEnd() ?? Data(), encoding: .utf8) else {
+                throw StudyConfigError(file: url.path, key: "", message: "the file is not UTF-8 text")
+            }
+            text = decoded
+        } catch let error as StudyConfigError {
+            throw error
         } catch {
             throw StudyConfigError(file: url.path, key: "", message: "cannot read the file: \(error.localizedDescription)")
         }

@@ -142,6 +142,9 @@ public struct MergeRecipe: Codable, Sendable, Equatable {
 
     /// Reads a recipe or `--config` file; errors name the file and the field.
     public static func load(yaml text: String, file: String) throws -> MergeRecipe {
+        guard text.contains(where: { !$0.isWhitespace }) else {
+            throw MergeError(.invalidRequest("\(file): the file is empty (expected a merge recipe: models, method, …)"))
+        }
         do {
             return try YAMLDecoder().decode(MergeRecipe.self, from: text)
         } catch let error as DecodingError {

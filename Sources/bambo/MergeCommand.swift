@@ -145,7 +145,12 @@ struct MergeCommand: ParsableCommand {
         if let config {
             let url = URL(fileURLWithPath: config)
             let text: String
-            do { text = try String(contentsOf: url, encoding: .utf8) } catch {
+            do {
+                // Through a file handle: `String(contentsOf:)` refuses /dev/null and pipes ("permission").
+                let handle = try FileHandle(forReadingFrom: url)
+                defer { try? handle.close() }
+                text = String(decoding: try handle.readToEnd() ?? Data(), as: UTF8.self)
+            } catch {
                 throw ValidationError("cannot read --config \(config): \(error.localizedDescription)")
             }
             recipe = try MergeRecipe.load(yaml: text, file: config)

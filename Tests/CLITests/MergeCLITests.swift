@@ -75,6 +75,22 @@ struct MergeCLITests {
         #expect(checkpoint.tensors.allSatisfy { $0.dtype == .f32 })
     }
 
+    @Test("An empty or missing recipe or study file is named as such (not as a permission problem)")
+    func emptyFiles() throws {
+        let cases: [([String], String)] = [
+            (["merge", "--config", "/dev/null", "--out", "/tmp/bambo-never-written"], "the file is empty"),
+            (["merge", "--config", "/nonexistent/recipe.yaml", "--out", "/tmp/bambo-never-written"], "exist"),
+            (["coordinator", "--study", "/dev/null"], "the file is empty"),
+            (["coordinator", "--study", "/nonexistent/study.yaml"], "exist"),
+        ]
+        for (arguments, message) in cases {
+            let run = try BamboProcess.run(arguments)
+            #expect(run.status != 0)
+            #expect(run.stderr.contains(message) && !run.stderr.contains("permission"), "\(arguments): \(run.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/bambo-never-written"))
+    }
+
     @Test("bad input: a clear message, a non-zero exit, no output directory")
     func errors() throws {
         let dir = try family()
