@@ -13,4 +13,9 @@ static const int czmq_ENOCOMPATPROTO = ENOCOMPATPROTO;
 static const int czmq_EMTHREAD = EMTHREAD;
 static const int czmq_EHOSTUNREACH = EHOSTUNREACH;
 
+// Linux epoll, for EpollPoller (waiting on many sockets' ZMQ_FD); Swift's Glibc module leaves it out.
+#if defined(__linux__)
+#include <sys/epoll.h>
+#endif
+
 #endif

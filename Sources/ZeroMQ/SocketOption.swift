@@ -228,3 +228,38 @@ extension SocketOption where Value == CurveSecretKey {
     /// This socket's CURVE secret key.
     public static var curveSecretKey: Self { .curveSecretKey("ZMQ_CURVE_SECRETKEY", ZMQ_CURVE_SECRETKEY) }
 }
+
+// MARK: Readiness (for event loops of your own: see `EpollPoller`)
+
+/// What a socket can do now without blocking: libzmq's `ZMQ_EVENTS` flags.
+public struct SocketEvents: OptionSet, Sendable, CustomStringConvertible {
+    public let rawValue: Int32
+    public init(rawValue: Int32) { self.rawValue = rawValue }
+
+    /// At least one whole message can be received (`ZMQ_POLLIN`).
+    public static let readable = SocketEvents(rawValue: ZMQ_POLLIN)
+    /// At least one message can be sent (`ZMQ_POLLOUT`).
+    public static let writable = SocketEvents(rawValue: ZMQ_POLLOUT)
+
+    public var description: String {
+        [contains(.readable) ? "readable" : nil, contains(.writable) ? "writable" : nil].compactMap { $0 }.joined(separator: "|")
+    }
+}
+
+extension SocketOption where Value == SocketEvents {
+    /// `ZMQ_EVENTS` (read-only): whether a message can be received or sent now. Reading it makes the
+    /// socket process its pending internal commands, which also clears `fileDescriptor`'s signal.
+    public static var events: Self {
+        .init(name: "ZMQ_EVENTS", code: ZMQ_EVENTS, capacity: 4, encode: { bytes(of: $0.rawValue) },
+              decode: { integer($0, as: Int32.self).map(SocketEvents.init(rawValue:)) })
+    }
+}
+
+extension SocketOption where Value == Int32 {
+    /// `ZMQ_FD` (read-only): a file descriptor, owned by libzmq, that becomes readable when the
+    /// socket's `events` MAY have changed. It is edge-triggered and any call on the socket (a send,
+    /// a receive, reading `events`) can consume its signal: after it fires, read `events` and
+    /// receive until nothing is left, and check `events` again after every send. Never read, write
+    /// or close it yourself.
+    public static var fileDescriptor: Self { .int32("ZMQ_FD", ZMQ_FD) }
+}

@@ -12,7 +12,8 @@ import ZeroMQ
 /// `bambo bench coordinator`: a real `bambo coordinator` process with N simulated workers (real
 /// DEALER sockets on loopback, all driven by one thread of this process, evaluating in a fixed
 /// time). Measures the coordinator's CPU (from /proc: user + system time over a window) and the
-/// dispatch latency (from a worker becoming free — READY or RESULT sent — to its next TASK).
+/// dispatch latency (from a worker becoming free — READY or RESULT sent — to its next TASK), and
+/// the CPU the simulated fleet itself takes (this process), which shares the machine.
 /// Baseline in the same run: the same coordinator with no workers connected.
 struct BenchCoordinatorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -33,6 +34,9 @@ struct BenchCoordinatorCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("Warm-up before measuring: all workers registered and busy.", valueName: "seconds"))
     var warmup: Double = 5
+
+    @Option(help: ArgumentHelp("How the simulated fleet waits for its sockets: epoll or zmq (zmq_poll over all, to compare).", visibility: .hidden))
+    var fleetPoll: FleetPolling = .epoll
 
     func validate() throws {
         guard workers >= 1 else { throw ValidationError("--workers must be ≥ 1") }
@@ -97,15 +101,20 @@ struct BenchCoordinatorCommand: ParsableCommand {
         let baselineWindow = min(3.0, seconds)
         let idle = try cpuFraction(pid: pid, over: baselineWindow)
 
-        let fleet = try Fleet(count: workers, endpoint: endpoint, evaluation: evaluation, heartbeat: heartbeat)
-        fleet.drive(for: warmup)
+        let fleet = try Fleet(count: workers, endpoint: endpoint, evaluation: evaluation, heartbeat: heartbeat, polling: fleetPoll)
+        try fleet.drive(for: warmup)
         fleet.latencies.removeAll()
         fleet.tasks = 0
-        let before = try cpuSeconds(pid: pid)
+        let before = try cpuSeconds(stat: "/proc/\(pid)/stat")
+        // The fleet runs on this thread; its context's two ZeroMQ I/O threads make up the rest of this process.
+        let fleetBefore = (process: try cpuSeconds(stat: "/proc/self/stat"), thread: try cpuSeconds(stat: "/proc/thread-self/stat"))
         let wallBefore = Date()
-        fleet.drive(for: seconds)
+        try fleet.drive(for: seconds)
         let wallAfter = Date()
-        let cpu = (try cpuSeconds(pid: pid) - before) / wallAfter.timeIntervalSince(wallBefore)
+        let window = wallAfter.timeIntervalSince(wallBefore)
+        let cpu = (try cpuSeconds(stat: "/proc/\(pid)/stat") - before) / window
+        let fleetCPU = (try cpuSeconds(stat: "/proc/self/stat") - fleetBefore.process) / window
+        let fleetThreadCPU = (try cpuSeconds(stat: "/proc/thread-self/stat") - fleetBefore.thread) / window
         kill(pid, SIGTERM)
         coordinator.waitUntilExit()
         fleet.close()
@@ -118,6 +127,9 @@ struct BenchCoordinatorCommand: ParsableCommand {
         print("coordinator benchmark: \(workers) workers, heartbeat \(heartbeat) s, evaluation \(evaluation) s, window \(seconds) s (after \(warmup) s warm-up)")
         print(String(format: "  baseline (no workers):  CPU %.2f%% of one core", 100 * idle))
         print(String(format: "  with %d workers:        CPU %.2f%% of one core", workers, 100 * cpu))
+        let polling = fleetPoll == .epoll ? "epoll over ZMQ_FD" : "zmq_poll over all sockets"
+        print("  the simulated fleet (this process, \(polling)):"
+              + String(format: " CPU %.2f%% of one core (its event loop %.2f%%, the rest its 2 ZeroMQ I/O threads)", 100 * fleetCPU, 100 * fleetThreadCPU))
         print(String(format: "  dispatches measured: %d (%.1f/s); latency p50 %.2f ms, p99 %.2f ms, max %.2f ms",
                      sorted.count, Double(sorted.count) / seconds, percentile(0.5), percentile(0.99), (sorted.last ?? .nan) * 1000))
         print(String(format: "  inside the coordinator (RESULT recorded → the worker's next TASK recorded, archive timestamps; %d): p50 %.2f ms, p99 %.2f ms, max %.2f ms",
@@ -132,8 +144,8 @@ struct BenchCoordinatorCommand: ParsableCommand {
 
     /// The coordinator's own share of dispatch latency: for each result recorded in the window, the
     /// time until the same worker's next attempt was recorded (both stamped by the coordinator). It
-    /// leaves out the sockets and the simulated fleet, whose one thread polls every worker socket and
-    /// so adds its own delay to the end-to-end figure on a small machine.
+    /// leaves out the sockets and the simulated fleet, which shares the machine and so adds its own
+    /// delay to the end-to-end figure on a small machine.
     private func coordinatorSideLatencies(_ archiveFile: URL, from start: Date, to end: Date) throws -> [Double] {
         let archive = try Archive.open(at: archiveFile, options: .init(role: .shared, mode: .existing))
         defer { try? archive.close() }
@@ -171,33 +183,53 @@ struct BenchCoordinatorCommand: ParsableCommand {
         setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
     }
 
-    /// User + system CPU seconds of a process, from /proc/PID/stat.
-    private func cpuSeconds(pid: Int32) throws -> Double {
-        let text = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
-        guard let close = text.lastIndex(of: ")") else { throw ValidationError("cannot parse /proc/\(pid)/stat") }
+    /// User + system CPU seconds of a process or thread, from its stat file (/proc/PID/stat,
+    /// /proc/self/stat, /proc/thread-self/stat).
+    private func cpuSeconds(stat path: String) throws -> Double {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        guard let close = text.lastIndex(of: ")") else { throw ValidationError("cannot parse \(path)") }
         let fields = text[text.index(after: close)...].split(separator: " ")
         // After the command: state(0) ppid(1) … utime(11) stime(12).
         guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else {
-            throw ValidationError("cannot parse /proc/\(pid)/stat")
+            throw ValidationError("cannot parse \(path)")
         }
         return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
     private func cpuFraction(pid: Int32, over window: Double) throws -> Double {
-        let before = try cpuSeconds(pid: pid)
+        let before = try cpuSeconds(stat: "/proc/\(pid)/stat")
         let start = Date()
         Thread.sleep(forTimeInterval: window)
-        return (try cpuSeconds(pid: pid) - before) / Date().timeIntervalSince(start)
+        return (try cpuSeconds(stat: "/proc/\(pid)/stat") - before) / Date().timeIntervalSince(start)
     }
 }
 
+/// How the fleet waits for its sockets: an epoll set over each socket's ZMQ_FD (cost per wake-up
+/// grows with the sockets that have news), or `zmq_poll` over all of them (the previous way, kept
+/// to compare: each wake-up walks every socket).
+enum FleetPolling: String, ExpressibleByArgument, CaseIterable {
+    case epoll, zmq
+}
+
 /// N simulated workers on one thread: READY, heartbeats, a fixed evaluation time per TASK, RESULT.
+/// Event-driven: it sleeps until a socket has a message or the next timer (an evaluation finishing,
+/// a heartbeat due) is due, so its cost follows the messages, not the number of workers.
 private final class Fleet {
     struct Worker {
         let peer: WorkerPeer
         var freeSince: Double?
-        var running: [(ref: AttemptRef, finish: Double)] = []
+        var running: [AttemptRef] = []
         var lastSent: Double = 0
+    }
+
+    /// Something a worker does at a set time.
+    struct Timer: Comparable {
+        enum Action { case finish(AttemptRef), heartbeat }
+        let time: Double
+        let worker: Int
+        let action: Action
+        static func < (a: Timer, b: Timer) -> Bool { a.time < b.time }
+        static func == (a: Timer, b: Timer) -> Bool { a.time == b.time }
     }
 
     let context: Context
@@ -211,8 +243,14 @@ private final class Fleet {
     /// READYs sent again after ERROR UNKNOWN_WORKER (workers the coordinator had declared lost).
     var reregistered = 0
     let clockStart = ContinuousClock.now
+    private var timers = MinHeap<Timer>()
+    private let indexOf: [ObjectIdentifier: Int]
+    #if os(Linux)
+    private let epoll: EpollPoller?
+    #endif
+    private let poller: Poller?
 
-    init(count: Int, endpoint: String, evaluation: Double, heartbeat: Double) throws {
+    init(count: Int, endpoint: String, evaluation: Double, heartbeat: Double, polling: FleetPolling) throws {
         context = try Context(ioThreads: 2, maxSockets: Int32(count + 64))
         self.evaluation = evaluation
         self.heartbeat = heartbeat
@@ -220,13 +258,25 @@ private final class Fleet {
             let peer = try WorkerPeer(context: context, name: "bench-\(index)", endpoint: endpoint)
             workers.append(Worker(peer: peer))
         }
+        indexOf = Dictionary(uniqueKeysWithValues: workers.enumerated().map { (ObjectIdentifier($0.element.peer.socket), $0.offset) })
+        #if os(Linux)
+        if polling == .epoll {
+            let set = try EpollPoller()
+            for worker in workers { try set.add(worker.peer.socket) }
+            epoll = set
+            poller = nil
+        } else {
+            epoll = nil
+            poller = Poller(workers.map(\.peer.socket))
+        }
+        #else
+        poller = Poller(workers.map(\.peer.socket))
+        #endif
         let now = self.now()
         for index in workers.indices {
-            try workers[index].peer.send(.ready(ReadyBody(
-                worker: workers[index].peer.name, pid: Int(getpid()) * 10_000 + index, host: "bench",
-                capabilities: Capabilities(slots: 1, gpus: [], backends: [], evaluators: ["exec"], version: "bench"))))
+            sendReady(index)
             workers[index].freeSince = now
-            workers[index].lastSent = now
+            timers.push(Timer(time: now + heartbeat, worker: index, action: .heartbeat))
         }
     }
 
@@ -235,69 +285,140 @@ private final class Fleet {
         return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
     }
 
-    /// Runs the workers for `duration` seconds: reads only the sockets the poll reports ready (so a
-    /// TASK's arrival time is taken promptly), and scans every worker for finished evaluations and
-    /// due heartbeats every 5 ms.
-    func drive(for duration: Double) {
+    /// Runs the workers for `duration` seconds: fires the timers that are due, then waits for a
+    /// socket with a message (reading every message at once, so a TASK's arrival time is taken
+    /// promptly) or the next timer.
+    func drive(for duration: Double) throws {
         let end = now() + duration
-        let poller = Poller(workers.map(\.peer.socket))
-        let indexOf = Dictionary(uniqueKeysWithValues: workers.enumerated().map { (ObjectIdentifier($0.element.peer.socket), $0.offset) })
-        var nextScan = 0.0
-        while now() < end {
-            let ready = (try? poller.poll(timeout: .milliseconds(2))) ?? []
-            for socket in ready {
-                guard let index = indexOf[ObjectIdentifier(socket)] else { continue }
-                while let message = try? workers[index].peer.receive(timeout: .zero) {
-                    let time = now()
-                    received += 1
-                    switch message {
-                    case .welcome: welcomed += 1
-                    case .error(let body) where body.code == .unknownWorker:
-                        // Declared lost (the coordinator fell behind): register again, as `bambo worker` does.
-                        workers[index].running = []
-                        try? workers[index].peer.send(.ready(ReadyBody(
-                            worker: workers[index].peer.name, pid: Int(getpid()) * 10_000 + index, host: "bench",
-                            capabilities: Capabilities(slots: 1, gpus: [], backends: [], evaluators: ["exec"], version: "bench"))))
-                        workers[index].freeSince = nil  // not a dispatch to measure
-                        reregistered += 1
-                    case .task(let body):
-                        tasks += 1
-                        if let since = workers[index].freeSince { latencies.append(time - since) }
-                        workers[index].freeSince = nil
-                        // Evaluation times spread over [0.5, 1.5] × --evaluation (deterministic per trial),
-                        // so results do not arrive in synchronized waves.
-                        let spread = 0.5 + Double((body.trial &* 2_654_435_761) % 1000) / 1000
-                        workers[index].running.append((AttemptRef(trial: body.trial, attempt: body.attempt), time + evaluation * spread))
-                    default: break
-                    }
-                }
+        while true {
+            var time = now()
+            guard time < end else { return }
+            while let timer = timers.top, timer.time <= time {
+                timers.pop()
+                fire(timer, at: time)
             }
+            time = now()
+            let wake = min(end, timers.top?.time ?? end)
+            for socket in try readySockets(timeout: .nanoseconds(Int64(max(0, wake - time) * 1e9))) {
+                guard let index = indexOf[ObjectIdentifier(socket)] else { continue }
+                drain(index)
+            }
+        }
+    }
+
+    private func readySockets(timeout: Duration) throws -> [Socket] {
+        #if os(Linux)
+        if let epoll { return try epoll.wait(timeout: timeout) }
+        #endif
+        return try poller!.poll(timeout: timeout)
+    }
+
+    /// Sends on a worker's socket (a failure is counted by the coordinator as silence, as for a real
+    /// worker whose messages are lost), then lets the epoll set look at the socket again: a send can
+    /// take the notification of a message that arrived meanwhile.
+    private func send(_ index: Int, _ message: Message) {
+        try? workers[index].peer.send(message)
+        workers[index].lastSent = now()
+        #if os(Linux)
+        epoll?.recheck(workers[index].peer.socket)
+        #endif
+    }
+
+    private func sendReady(_ index: Int) {
+        send(index, .ready(ReadyBody(
+            worker: workers[index].peer.name, pid: Int(getpid()) * 10_000 + index, host: "bench",
+            capabilities: Capabilities(slots: 1, gpus: [], backends: [], evaluators: ["exec"], version: "bench"))))
+    }
+
+    private func fire(_ timer: Timer, at time: Double) {
+        let index = timer.worker
+        switch timer.action {
+        case .finish(let ref):
+            // Gone if the coordinator declared the worker lost meanwhile.
+            guard let position = workers[index].running.firstIndex(of: ref) else { return }
+            workers[index].running.remove(at: position)
+            let m = Double(ref.trial % 100) / 100
+            send(index, .result(ResultBody(
+                trial: ref.trial, attempt: ref.attempt,
+                metrics: Metrics(benchmarks: ["b": .init(accuracy: 0.2 + 0.6 * m, tokens: 100 + 900 * m)]),
+                durations: Durations(merge: 0, evaluate: evaluation))))
+            workers[index].freeSince = workers[index].lastSent
+        case .heartbeat:
+            if time - workers[index].lastSent >= heartbeat {
+                send(index, .workerHeartbeat(WorkerHeartbeatBody(activeTrials: workers[index].running)))
+            }
+            timers.push(Timer(time: workers[index].lastSent + heartbeat, worker: index, action: .heartbeat))
+        }
+    }
+
+    /// Reads every message waiting on a worker's socket.
+    private func drain(_ index: Int) {
+        while let message = try? workers[index].peer.receive(timeout: .zero) {
             let time = now()
-            guard time >= nextScan else { continue }
-            nextScan = time + 0.005
-            for index in workers.indices {
-                var worker = workers[index]
-                while let done = worker.running.firstIndex(where: { $0.finish <= time }) {
-                    let ref = worker.running.remove(at: done).ref
-                    let m = Double(ref.trial % 100) / 100
-                    try? worker.peer.send(.result(ResultBody(
-                        trial: ref.trial, attempt: ref.attempt,
-                        metrics: Metrics(benchmarks: ["b": .init(accuracy: 0.2 + 0.6 * m, tokens: 100 + 900 * m)]),
-                        durations: Durations(merge: 0, evaluate: evaluation))))
-                    worker.lastSent = time
-                    worker.freeSince = now()
-                }
-                if time - worker.lastSent >= heartbeat {
-                    try? worker.peer.send(.workerHeartbeat(WorkerHeartbeatBody(activeTrials: worker.running.map(\.ref))))
-                    worker.lastSent = time
-                }
-                workers[index] = worker
+            received += 1
+            switch message {
+            case .welcome: welcomed += 1
+            case .error(let body) where body.code == .unknownWorker:
+                // Declared lost (the coordinator fell behind): register again, as `bambo worker` does.
+                workers[index].running = []
+                sendReady(index)
+                workers[index].freeSince = nil  // not a dispatch to measure
+                reregistered += 1
+            case .task(let body):
+                tasks += 1
+                if let since = workers[index].freeSince { latencies.append(time - since) }
+                workers[index].freeSince = nil
+                // Evaluation times spread over [0.5, 1.5] × --evaluation (deterministic per trial),
+                // so results do not arrive in synchronized waves.
+                let spread = 0.5 + Double((body.trial &* 2_654_435_761) % 1000) / 1000
+                let ref = AttemptRef(trial: body.trial, attempt: body.attempt)
+                workers[index].running.append(ref)
+                timers.push(Timer(time: time + evaluation * spread, worker: index, action: .finish(ref)))
+            default: break
             }
         }
     }
 
     func close() {
+        #if os(Linux)
+        for worker in workers { epoll?.remove(worker.peer.socket) }
+        #endif
         for worker in workers { worker.peer.close() }
         context.close()
+    }
+}
+
+/// A binary min-heap (the fleet's timers: push and pop in O(log n)).
+private struct MinHeap<Element: Comparable> {
+    private var items: [Element] = []
+
+    var top: Element? { items.first }
+
+    mutating func push(_ element: Element) {
+        items.append(element)
+        var child = items.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard items[child] < items[parent] else { break }
+            items.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    @discardableResult
+    mutating func pop() -> Element? {
+        guard !items.isEmpty else { return nil }
+        items.swapAt(0, items.count - 1)
+        let smallest = items.removeLast()
+        var parent = 0
+        while true {
+            let left = 2 * parent + 1, right = left + 1
+            var least = parent
+            if left < items.count, items[left] < items[least] { least = left }
+            if right < items.count, items[right] < items[least] { least = right }
+            guard least != parent else { return smallest }
+            items.swapAt(parent, least)
+            parent = least
+        }
     }
 }
