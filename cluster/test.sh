@@ -13,7 +13,7 @@ swift build
 # socket and HTTP tests beside them until their hang guards fire. So the parallel pass leaves out the
 # async process tests (the worker's and the harness's suites) and the torch-loading demo, and the
 # second pass runs those one at a time.
-heavy='^(WorkerTests|EvaluationTests)\.|DemoCLITests'
+heavy='^(WorkerTests|EvaluationTests)\.|DemoCLITests|BenchCoordinatorCLITests'
 swift test --skip "$heavy" 2>&1 | tee .build/test.log
 swift test --no-parallel --filter "$heavy" 2>&1 | tee .build/test-heavy.log
 

@@ -18,22 +18,37 @@ import ZeroMQ
 struct BenchCoordinatorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "coordinator",
-        abstract: "Coordinator CPU and dispatch latency with N simulated workers.")
+        abstract: "Coordinator CPU and dispatch latency with N simulated workers.",
+        discussion: """
+        A real coordinator process; the workers are simulated in this process on real DEALER \
+        sockets: they register, send heartbeats, and answer each TASK with a RESULT after a \
+        simulated evaluation. The default evaluation (60 s mean) is a short real trial (a merge and \
+        a benchmark run on a GPU take minutes); --evaluation 10 is a stress case with six times \
+        the results per second. The warm-up defaults to 1.5 × the evaluation + 5 s, so every \
+        worker has returned a result before measuring (steady state).
+
+        Examples:
+          bambo bench coordinator --workers 1000
+          bambo bench coordinator --workers 1000 --evaluation 10 --seconds 30
+        """)
 
     @Option(help: "Number of simulated workers.")
     var workers = 100
 
     @Option(help: ArgumentHelp("Mean seconds a simulated evaluation takes (each takes 0.5–1.5 × this).", valueName: "seconds"))
-    var evaluation: Double = 10
+    var evaluation: Double = 60
 
     @Option(help: ArgumentHelp("Heartbeat interval in seconds.", valueName: "seconds"))
     var heartbeat: Double = 1
 
     @Option(help: ArgumentHelp("Measurement window in seconds (after the warm-up).", valueName: "seconds"))
-    var seconds: Double = 20
+    var seconds: Double = 60
 
-    @Option(help: ArgumentHelp("Warm-up before measuring: all workers registered and busy.", valueName: "seconds"))
-    var warmup: Double = 5
+    @Option(name: .customLong("warmup"), help: ArgumentHelp("Warm-up before measuring (default: 1.5 × --evaluation + 5).", valueName: "seconds"))
+    var warmupOption: Double?
+
+    /// The warm-up: every worker has finished an evaluation before the window opens.
+    var warmup: Double { warmupOption ?? 1.5 * evaluation + 5 }
 
     @Option(help: ArgumentHelp("How the simulated fleet waits for its sockets: epoll or zmq (zmq_poll over all, to compare).", visibility: .hidden))
     var fleetPoll: FleetPolling = .epoll
