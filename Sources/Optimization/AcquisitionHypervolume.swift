@@ -81,6 +81,8 @@ public struct HypervolumeAcquisition: BatchAcquisitionFunction {
     let conditioningFactors: [CholeskyFactor?]
     /// Non-dominated cells per sample (one shared entry when B is empty).
     let cellsPerSample: [[HyperRectangle]]
+    /// The same cells flattened, for the exact (non-log) inner loop.
+    let flatCellsPerSample: [FlatCells]
 
     public var dimension: Int { models.models[0].dimension }
 
@@ -193,6 +195,7 @@ public struct HypervolumeAcquisition: BatchAcquisitionFunction {
         self.cellsPerSample = logTemperature == nil ? cellsPerSample : cellsPerSample.map { cells in
             cells.map { HyperRectangle(lower: zip($0.lower, scales).map { $0 / $1 }, upper: zip($0.upper, scales).map { $0 / $1 }) }
         }
+        self.flatCellsPerSample = logTemperature == nil ? cellsPerSample.map(FlatCells.init) : []
     }
 
     /// Cholesky factor of a posterior covariance block, its diagonal first floored at 10⁻¹⁰ of the model's
@@ -255,9 +258,11 @@ public struct HypervolumeAcquisition: BatchAcquisitionFunction {
         let samplers = try (0..<m).map { try sampler(objective: $0, rows: rows) }
         // Per sample: the improvement (exact) or its smoothed log (log variant), and its gradient in y.
         var perSample = [Double](repeating: 0, count: sampleCount)
-        var perSampleGradient: [[[Double]]] = []
-        if withGradient { perSampleGradient.reserveCapacity(sampleCount) }
+        // ∂(sample s's improvement)/∂y[a][j] at (s·q + a)·M + j.
+        var perSampleGradient = [Double](repeating: 0, count: withGradient ? sampleCount * q * m : 0)
         var y = [[Double]](repeating: [Double](repeating: 0, count: m), count: q)
+        var flatY = [Double](repeating: 0, count: q * m)
+        var scratch = ImprovementScratch(pointCount: q, objectiveCount: m)
         for s in 0..<sampleCount {
             for j in 0..<m {
                 let eps = normals[s][j], sp = samplers[j]
@@ -266,20 +271,25 @@ public struct HypervolumeAcquisition: BatchAcquisitionFunction {
                     for i in 0..<nb { value += sp.v[i, a] * eps[i] }
                     for b in 0...a { value += sp.lcc.lower[a, b] * eps[nb + b] }
                     y[a][j] = value / objectiveScales[j]
+                    flatY[a * m + j] = y[a][j]
                 }
             }
-            let cells = cellsPerSample.count == 1 ? cellsPerSample[0] : cellsPerSample[s]
-            let r: (value: Double, gradient: [[Double]])
             if let tau = logTemperature {
-                r = try BoxDecomposition.logSmoothedHypervolumeImprovement(of: y, cells: cells, temperature: tau,
-                                                                           withGradient: withGradient)
-            } else if withGradient {
-                r = try BoxDecomposition.hypervolumeImprovementWithGradient(of: y, cells: cells)
+                let cells = cellsPerSample.count == 1 ? cellsPerSample[0] : cellsPerSample[s]
+                let r = try BoxDecomposition.logSmoothedHypervolumeImprovement(of: y, cells: cells, temperature: tau,
+                                                                               withGradient: withGradient)
+                perSample[s] = r.value
+                if withGradient {
+                    for a in 0..<q { for j in 0..<m { perSampleGradient[(s * q + a) * m + j] = r.gradient[a][j] } }
+                }
             } else {
-                r = (try BoxDecomposition.hypervolumeImprovement(of: y, cells: cells), [])
+                // Exact qEHVI: the flat inner loop, no allocation per sample.
+                let cells = flatCellsPerSample.count == 1 ? flatCellsPerSample[0] : flatCellsPerSample[s]
+                perSample[s] = scratch.improvement(of: flatY, cells: cells, withGradient: withGradient)
+                if withGradient {
+                    for k in 0..<(q * m) { perSampleGradient[s * q * m + k] = scratch.gradient[k] }
+                }
             }
-            perSample[s] = r.value
-            if withGradient { perSampleGradient.append(r.gradient) }
         }
         // The mean over samples (log variant: log-mean-exp) and each sample's weight in its gradient.
         let value: Double
@@ -301,7 +311,7 @@ public struct HypervolumeAcquisition: BatchAcquisitionFunction {
             for j in 0..<m {
                 let eps = normals[s][j]
                 for a in 0..<q {
-                    let g = weights[s] * perSampleGradient[s][a][j] / objectiveScales[j]
+                    let g = weights[s] * perSampleGradient[(s * q + a) * m + j] / objectiveScales[j]
                     if g == 0 { continue }
                     dMean[j][a] += g
                     for i in 0..<nb { dV[j][i, a] += g * eps[i] }

@@ -36,30 +36,10 @@ extension BoxDecomposition {
         let objectiveCount = firstCell.lower.count
         try ParetoValidation.checkPoints(newPoints, objectiveCount: objectiveCount, what: "newPoints")
         let q = newPoints.count
-        let (minima, argmin) = subsetMinima(of: newPoints, objectiveCount: objectiveCount)
-        let subsetCount = 1 << q
-        var total = 0.0
-        var gradient = [[Double]](repeating: [Double](repeating: 0, count: objectiveCount), count: q)
-        var sides = [Double](repeating: 0, count: objectiveCount)
-        for cell in cells {
-            subsets: for mask in 1..<subsetCount {
-                var product = 1.0
-                for m in 0..<objectiveCount {
-                    let side = min(minima[mask * objectiveCount + m], cell.upper[m]) - cell.lower[m]
-                    if side <= 0 { continue subsets }
-                    sides[m] = side
-                    product *= side
-                }
-                let sign = mask.nonzeroBitCount & 1 == 1 ? 1.0 : -1.0
-                total += sign * product
-                if withGradient {
-                    for m in 0..<objectiveCount where minima[mask * objectiveCount + m] < cell.upper[m] {
-                        gradient[argmin[mask * objectiveCount + m]][m] += sign * product / sides[m]
-                    }
-                }
-            }
-        }
-        return (total, gradient)
+        var scratch = ImprovementScratch(pointCount: q, objectiveCount: objectiveCount)
+        let value = scratch.improvement(of: newPoints.flatMap { $0 }, cells: FlatCells(cells), withGradient: withGradient)
+        let gradient = (0..<q).map { Array(scratch.gradient[($0 * objectiveCount)..<(($0 + 1) * objectiveCount)]) }
+        return (value, gradient)
     }
 
     /// Component-wise minimum of every non-empty subset of `points` (bit i of the mask = point i) and the point
@@ -69,20 +49,111 @@ extension BoxDecomposition {
         let subsetCount = 1 << points.count
         var minima = [Double](repeating: .infinity, count: subsetCount * objectiveCount)
         var argmin = [Int](repeating: 0, count: subsetCount * objectiveCount)
-        for mask in 1..<subsetCount {
-            let lowest = mask.trailingZeroBitCount
-            let rest = mask & (mask - 1)
-            for m in 0..<objectiveCount {
-                let value = points[lowest][m]
-                if rest == 0 || value < minima[rest * objectiveCount + m] {
-                    minima[mask * objectiveCount + m] = value
-                    argmin[mask * objectiveCount + m] = lowest
-                } else {
-                    minima[mask * objectiveCount + m] = minima[rest * objectiveCount + m]
-                    argmin[mask * objectiveCount + m] = argmin[rest * objectiveCount + m]
+        let flat = points.flatMap { $0 }
+        flat.withUnsafeBufferPointer { y in
+            minima.withUnsafeMutableBufferPointer { minima in
+                argmin.withUnsafeMutableBufferPointer { argmin in
+                    fillSubsetMinima(y, pointCount: points.count, objectiveCount: objectiveCount, minima: minima, argmin: argmin)
                 }
             }
         }
         return (minima, argmin)
+    }
+
+    /// `subsetMinima` on flat buffers (y: point a, objective m at a·M + m), written into `minima`/`argmin`.
+    static func fillSubsetMinima(_ y: UnsafeBufferPointer<Double>, pointCount: Int, objectiveCount mCount: Int,
+                                 minima: UnsafeMutableBufferPointer<Double>, argmin: UnsafeMutableBufferPointer<Int>) {
+        for mask in 1..<(1 << pointCount) {
+            let lowest = mask.trailingZeroBitCount, rest = mask & (mask - 1)
+            for m in 0..<mCount {
+                let value = y[lowest * mCount + m]
+                if rest == 0 || value < minima[rest * mCount + m] {
+                    minima[mask * mCount + m] = value
+                    argmin[mask * mCount + m] = lowest
+                } else {
+                    minima[mask * mCount + m] = minima[rest * mCount + m]
+                    argmin[mask * mCount + m] = argmin[rest * mCount + m]
+                }
+            }
+        }
+    }
+}
+
+/// The cells of a box decomposition in two flat arrays (cell c, objective m at c·M + m): what the MC
+/// acquisition's inner loop reads, without a reference count touched per cell.
+struct FlatCells: Sendable {
+    let objectiveCount: Int
+    let count: Int
+    let lower: [Double]
+    let upper: [Double]
+
+    init(_ cells: [HyperRectangle]) {
+        objectiveCount = cells.first?.lower.count ?? 0
+        count = cells.count
+        lower = cells.flatMap(\.lower)
+        upper = cells.flatMap(\.upper)
+    }
+}
+
+/// Reusable buffers for `improvement(of:cells:withGradient:)`: one per thread, kept across calls so that
+/// the MC loop allocates nothing per sample.
+struct ImprovementScratch {
+    let pointCount: Int
+    let objectiveCount: Int
+    /// Subset minima and the point attaining each ([mask · M + m]).
+    private var minima: [Double]
+    private var argmin: [Int]
+    private var sides: [Double]
+    /// ∂HVI/∂y after a call with `withGradient` (point a, objective m at a·M + m).
+    private(set) var gradient: [Double]
+
+    init(pointCount: Int, objectiveCount: Int) {
+        self.pointCount = pointCount
+        self.objectiveCount = objectiveCount
+        minima = [Double](repeating: .infinity, count: (1 << pointCount) * objectiveCount)
+        argmin = [Int](repeating: 0, count: (1 << pointCount) * objectiveCount)
+        sides = [Double](repeating: 0, count: objectiveCount)
+        gradient = [Double](repeating: 0, count: pointCount * objectiveCount)
+    }
+
+    /// HV improvement of `points` (flat, q·M, unchecked) over `cells` by inclusion–exclusion; see
+    /// `BoxDecomposition.hypervolumeImprovementWithGradient` for the gradient's definition.
+    mutating func improvement(of points: [Double], cells: FlatCells, withGradient: Bool) -> Double {
+        let q = pointCount, mCount = objectiveCount, subsetCount = 1 << q
+        guard cells.count > 0, q > 0 else {
+            if withGradient { for i in gradient.indices { gradient[i] = 0 } }
+            return 0
+        }
+        var total = 0.0
+        points.withUnsafeBufferPointer { y in
+        minima.withUnsafeMutableBufferPointer { minima in
+        argmin.withUnsafeMutableBufferPointer { argmin in
+        sides.withUnsafeMutableBufferPointer { sides in
+        gradient.withUnsafeMutableBufferPointer { gradient in
+        cells.lower.withUnsafeBufferPointer { lower in
+        cells.upper.withUnsafeBufferPointer { upper in
+            BoxDecomposition.fillSubsetMinima(y, pointCount: q, objectiveCount: mCount, minima: minima, argmin: argmin)
+            if withGradient { for i in 0..<gradient.count { gradient[i] = 0 } }
+            for c in 0..<cells.count {
+                let base = c * mCount
+                subsets: for mask in 1..<subsetCount {
+                    var product = 1.0
+                    for m in 0..<mCount {
+                        let side = min(minima[mask * mCount + m], upper[base + m]) - lower[base + m]
+                        if side <= 0 { continue subsets }
+                        sides[m] = side
+                        product *= side
+                    }
+                    let sign = mask.nonzeroBitCount & 1 == 1 ? 1.0 : -1.0
+                    total += sign * product
+                    if withGradient {
+                        for m in 0..<mCount where minima[mask * mCount + m] < upper[base + m] {
+                            gradient[argmin[mask * mCount + m] * mCount + m] += sign * product / sides[m]
+                        }
+                    }
+                }
+            }
+        }}}}}}}
+        return total
     }
 }
