@@ -2,7 +2,7 @@
 # BAMBO vs BoTorch on the optimizer benchmark of issue 4: initial design 8 points, 20 iterations of
 # q = 4, qEHVI, 128 QMC samples, 10 restarts, 512 raw samples, on BraninCurrin, ZDT1 (d=8) and
 # DTLZ2 (d=6, M=2). Both sides use BAMBO's maximal hypervolumes. Writes one JSON per run under
-# results/ and the table to RESULTS.md.
+# results/ and the table to results/SUMMARY.md (RESULTS.md is the hand-written record that quotes it).
 #
 # Usage: Benchmarks/optimizer/compare.sh [seed ...]      (default seeds: 0 1 2 3 4)
 # Environment: BAMBO (default .build/release/bambo; build with `swift build -c release --product bambo`),
@@ -54,5 +54,5 @@ for seed in "${seeds[@]}"; do
   done
 done
 
-"$python" "$here/summarize.py" "$results" > "$here/RESULTS.md"
-echo "wrote $here/RESULTS.md" >&2
+"$python" "$here/summarize.py" "$results" > "$results/SUMMARY.md"
+echo "wrote $results/SUMMARY.md" >&2
