@@ -120,6 +120,9 @@ public enum WireCodec {
         case .ready: return .ready(try decoder.decode(ReadyBody.self, from: body))
         case .heartbeat:
             if sender == .worker {
+                // The most frequent message (one per worker per interval): read directly when it is plainly
+                // well formed, else through the decoder, which names what is wrong.
+                if let plain = WorkerHeartbeatBody(plainlyWellFormed: body) { return .workerHeartbeat(plain) }
                 return .workerHeartbeat(try decoder.decode(WorkerHeartbeatBody.self, from: body))
             }
             _ = try decoder.decode(CoordinatorHeartbeatBody.self, from: body)
@@ -193,4 +196,29 @@ private func found(in description: String) -> String {
     var rest = description[range.upperBound...]
     if rest.hasSuffix(" instead.") { rest = rest.dropLast(" instead.".count) }
     return ", found " + rest
+}
+
+extension WorkerHeartbeatBody {
+    /// The body when `json` is exactly `{"activeTrials": [{"trial": integer, "attempt": integer}, …]}` with
+    /// no other key; nil for anything else (the caller then decodes it the general way, which reports the
+    /// problem). Same result as the general decoder on every input it accepts.
+    init?(plainlyWellFormed json: JSONValue) {
+        guard case .object(let root) = json, root.count == 1, case .array(let entries)? = root["activeTrials"] else { return nil }
+        var refs: [AttemptRef] = []
+        refs.reserveCapacity(entries.count)
+        for entry in entries {
+            guard case .object(let fields) = entry, fields.count == 2,
+                  case .number(let trial)? = fields["trial"], case .number(let attempt)? = fields["attempt"],
+                  let trialValue = Self.exactInteger(trial), let attemptValue = Self.exactInteger(attempt)
+            else { return nil }
+            refs.append(AttemptRef(trial: trialValue, attempt: Int(attemptValue)))
+        }
+        self.init(activeTrials: refs)
+    }
+
+    /// `value` as an integer when it is one exactly and within ±2^53 (the protocol's integers).
+    private static func exactInteger(_ value: Double) -> Int64? {
+        guard value == value.rounded(.towardZero), abs(value) <= 9_007_199_254_740_992 else { return nil }
+        return Int64(value)
+    }
 }
