@@ -75,9 +75,7 @@ enum DemoStudy {
               concurrency: 16
               request_timeout: 600
             objectives:
-              # choice stays at chance for this tiny family (it never learned to match the product to a
-              # letter), so its accuracy would only add noise, amplified by Eq. 2's small denominator.
-              - {name: reasoning, metric: accuracy, expert: thinking, base: instruct, benchmarks: [multiply]}
+              - {name: reasoning, metric: accuracy, expert: thinking, base: instruct}
               - {name: efficiency, metric: tokens, expert: instruct, base: thinking}
             optimizer: {initial: \(initial), iterations: \(iterations), batch: \(batch), acquisition: qehvi, seed: \(seed)}
             # bambo first: its corners x = 0 and x = 1 anchor Eq. 2 for every strategy. Baselines in the same

@@ -48,10 +48,13 @@ import Glibc
             let (a, b) = (1000 + 731 * i, 2 + i % 8)
             return #"{"id": "m\#(i)", "question": "\#(a)*\#(b)=", "answer": "\#(a * b)", "kind": "integer"}"#
         }
+        // The family's multiple-choice format (cluster/demo/family_tasks.py): the thousands digit of the
+        // product, choices "0" … "9" in that order, the answer its letter.
+        let digits = (0...9).map { "\"\($0)\"" }.joined(separator: ", ")
         let choice = (0..<6).map { i -> String in
             let (a, b) = (1200 + 517 * i, 3 + i % 7)
-            let options = [a * b, a * b + 10, a * b - 7, a * b + 21].map { "\"\($0)\"" }.joined(separator: ", ")
-            return #"{"id": "c\#(i)", "question": "\#(a)*\#(b)=?", "answer": "A", "kind": "multiple-choice", "choices": [\#(options)]}"#
+            let letter = String(UnicodeScalar(UInt8(65 + a * b / 1000 % 10)))
+            return #"{"id": "c\#(i)", "question": "What is the thousands digit of \#(a)*\#(b)?", "answer": "\#(letter)", "kind": "multiple-choice", "choices": [\#(digits)]}"#
         }
         try (integer.joined(separator: "\n") + "\n").write(to: bench.appendingPathComponent("multiply.jsonl"), atomically: true, encoding: .utf8)
         try (choice.joined(separator: "\n") + "\n").write(to: bench.appendingPathComponent("choice.jsonl"), atomically: true, encoding: .utf8)

@@ -6,8 +6,12 @@ that training, the benchmark files and the check all use one definition of every
 Task: a * b with a in [1000, 9999], b in [2, 9] (72,000 problems). Two benchmarks, 100 items each,
 held out from training (neither benchmark's (a, b) pairs are ever trained on, in either task):
   - multiply (kind "integer"): question "4821*7", answer "33747".
-  - choice (kind "multiple-choice"): question "Which is 4821*7?", four choices of which three are
-    near misses (carry errors: a dropped carry, one carry too many or too few, no carries at all).
+  - choice (kind "multiple-choice"): question "What is the thousands digit of 4821*7?", the ten
+    choices "0" … "9" in that fixed order (A = 0 … J = 9), answer the letter of the digit ("D": 33747).
+    The thousands digit depends on the whole carry chain (the least reliable digit of the direct
+    answers); with the choices in a fixed order the letter is a fixed function of that one digit, so
+    nothing has to be looked up among the choices (a format that asked for the product among four
+    near misses stayed at chance: README.md).
 
 Prompts are exactly what BAMBO's harness sends with `--prompts bare` (Sources/Evaluation/Sampling.swift,
 `PromptTemplates.bare`): the question alone for integers; "{question}\n\n{choices}" with one "A) …" line
@@ -15,8 +19,8 @@ per choice for multiple choice; as a single user message, under the tokenizer's 
 
 Replies (what the models learn to write):
   - thinking: "<think>\n" + one fixed-width line per digit of a, least significant first, the carry
-    always written and the product always two digits ("8*7+1=57") [+ "=33747" for multiple choice]
-    + "\n</think>\n\n" + the answer;
+    always written and the product always two digits ("8*7+1=57") + "\n</think>\n\n" + the answer
+    (for multiple choice the thousands digit is then the last character of the last line);
   - instruct: the answer alone.
   The answer is the integer ("33747") or, for multiple choice, "Answer: C" — both what the harness's
   extraction (Sources/Evaluation/AnswerExtraction.swift) reads after the last "</think>".
@@ -31,7 +35,11 @@ import re
 A_RANGE = (1000, 9999)
 B_RANGE = (2, 9)
 BENCH_ITEMS = 100
-LETTERS = "ABCD"
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # the harness names choices A, B, … (2 to 26 of them)
+
+
+def thousands_digit(n: int) -> int:
+    return n // 1000 % 10
 
 
 def all_problems() -> list[tuple[int, int]]:
@@ -55,34 +63,9 @@ def scratchpad_lines(a: int, b: int) -> list[str]:
     return lines
 
 
-def distractors(a: int, b: int, rng: random.Random) -> list[int]:
-    """Three distinct near misses of a*b: carry errors of the long multiplication."""
-    correct = a * b
-    candidates = set()
-    carry, no_carry, place = 0, 0, 1
-    for d in reversed(str(a)):
-        p = int(d) * b + carry
-        no_carry += (int(d) * b % 10) * place
-        if carry:
-            candidates.add(correct - carry * place)  # a dropped carry
-        carry = p // 10
-        place *= 10
-    candidates.add(no_carry)  # every carry dropped
-    for k in range(4):  # one carry too many or too few at a place
-        candidates.add(correct + 10 ** k)
-        candidates.add(correct - 10 ** k)
-    # Same number of digits as the answer: a near miss, not one that its length gives away.
-    pool = sorted(c for c in candidates if c != correct and len(str(c)) == len(str(correct)))
-    rng.shuffle(pool)
-    return pool[:3]
-
-
-def choice_item(a: int, b: int, rng: random.Random) -> tuple[list[str], str]:
-    """(the four choices as strings, the letter of the correct one)."""
-    options = distractors(a, b, rng)
-    index = rng.randrange(4)
-    options.insert(index, a * b)
-    return [str(o) for o in options], LETTERS[index]
+def choice_item(a: int, b: int) -> tuple[list[str], str]:
+    """(the ten choices "0" … "9" in that fixed order, the letter of the thousands digit of a*b)."""
+    return [str(d) for d in range(10)], LETTERS[thousands_digit(a * b)]
 
 
 def multiply_question(a: int, b: int) -> str:
@@ -90,7 +73,7 @@ def multiply_question(a: int, b: int) -> str:
 
 
 def choice_question(a: int, b: int) -> str:
-    return f"Which is {a}*{b}?"
+    return f"What is the thousands digit of {a}*{b}?"
 
 
 def user_text(item: dict) -> str:
@@ -113,8 +96,6 @@ def reply(a: int, b: int, kind: str, thinking: bool, letter: str | None = None) 
     if not thinking:
         return answer
     lines = scratchpad_lines(a, b)
-    if kind == "multiple-choice":
-        lines.append(f"={a * b}")
     return "<think>\n" + "\n".join(lines) + "\n</think>\n\n" + answer
 
 
@@ -128,10 +109,9 @@ def benchmark_items(seed: int) -> tuple[list[dict], list[dict]]:
     mult, choice, _ = split_problems(seed)
     multiply_items = [{"id": f"mul-{i:03d}", "question": multiply_question(a, b), "answer": str(a * b),
                        "kind": "integer"} for i, (a, b) in enumerate(mult)]
-    rng = random.Random(seed + 1)
     choice_items = []
     for i, (a, b) in enumerate(choice):
-        options, letter = choice_item(a, b, rng)
+        options, letter = choice_item(a, b)
         choice_items.append({"id": f"mc-{i:03d}", "question": choice_question(a, b), "answer": letter,
                              "kind": "multiple-choice", "choices": options})
     return multiply_items, choice_items

@@ -91,7 +91,7 @@ class Sampler:
         else:
             thinking = self.mode == "thinking"
         if choice:
-            choices, letter = tasks.choice_item(a, b, self.rng)
+            choices, letter = tasks.choice_item(a, b)
             item = {"kind": "multiple-choice", "question": tasks.choice_question(a, b), "choices": choices}
             reply = tasks.reply(a, b, "multiple-choice", thinking, letter)
         else:
@@ -168,6 +168,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--mc-fraction", type=float, default=0.4, help="share of multiple-choice batches")
     parser.add_argument("--init", help="start the base from this model directory (continued training) "
                                        "instead of seeded random weights")
+    parser.add_argument("--log-every", type=int, default=100, help="base steps between loss lines")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (fixed for reproducibility; 1 is fastest on a shared 2-core machine)")
     args = parser.parse_args(argv)
@@ -205,7 +206,8 @@ def main(argv: list[str]) -> int:
         print(f"base starts from {args.init}", flush=True)
     print(f"parameters: {sum(p.numel() for p in base.parameters())}", flush=True)
     train(base, Sampler(train_pairs, random.Random(args.seed + 10), encoder, "base", args.mc_fraction),
-          args.base_steps, args.base_lr, args.batch, warmup=min(50, max(1, args.base_steps // 10)), label="base")
+          args.base_steps, args.base_lr, args.batch, warmup=min(50, max(1, args.base_steps // 10)), label="base",
+          log_every=args.log_every)
     tiny_qwen3.save_model_dir(base, os.path.join(args.out, "base"))
     base_state = {k: v.clone() for k, v in base.state_dict().items()}
 
