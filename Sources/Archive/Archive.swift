@@ -77,6 +77,8 @@ public final class Archive: Sendable {
     public let eventLog: EventLog?
     let pool: DatabasePool
     let options: Options
+    /// The writer's WAL checkpoints, off its commits.
+    private let checkpointer: WALCheckpointer?
     /// The transaction `batch` holds open, if any.
     private let openBatch = OpenBatch()
 
@@ -105,8 +107,11 @@ public final class Archive: Sendable {
         configuration.busyMode = .timeout(10)
         configuration.foreignKeysEnabled = true
         let synchronous = options.durability == .full ? "FULL" : "NORMAL"
+        let writer = options.role == .writer
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+            // The writer's commits never checkpoint: `WALCheckpointer` does, on its own thread.
+            if writer { try db.execute(sql: "PRAGMA wal_autocheckpoint = 0") }
         }
         do {
             pool = try Archive.openPool(path: path, configuration: configuration)
@@ -122,8 +127,11 @@ public final class Archive: Sendable {
             eventLog = try EventLog(
                 url: EventLog.url(besideArchive: url), archivePath: path, syncPolicy: options.eventLogSync, storedCount: stored,
                 fetch: { after in try pool.read { db in try Archive.fetchEvents(db, after: after, limit: nil, path: path) } })
+            checkpointer = WALCheckpointer(path: path)
+            checkpointer?.start()
         } else {
             eventLog = nil
+            checkpointer = nil
         }
     }
 
@@ -205,7 +213,10 @@ public final class Archive: Sendable {
 
     /// Closes the database and the event log (releasing the writer's lock); the archive must not be
     /// used afterwards.
+    deinit { checkpointer?.stop() }
+
     public func close() throws {
+        checkpointer?.stop()
         try pool.close()
         try eventLog?.close()
     }

@@ -266,3 +266,47 @@ struct EventLogTests {
         try reopenAndCheck(good.prefix(0))                                                // file deleted
     }
 }
+
+/// The writer's WAL is checkpointed by its own thread, not inside its commits.
+@Suite struct WALCheckpointTests {
+    /// The trials a copy of the database file alone holds (its WAL left behind); 0 while even the
+    /// schema is only in the WAL.
+    func trialsInMainFile(_ url: URL, copyTo copy: URL) throws -> Int {
+        try? FileManager.default.removeItem(at: copy)
+        try FileManager.default.copyItem(at: url, to: copy)
+        let queue = try DatabaseQueue(path: copy.path)
+        defer { try? queue.close() }
+        return try queue.read { db in
+            guard try db.tableExists("trial") else { return 0 }
+            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM trial") ?? 0
+        }
+    }
+
+    @Test("Commits reach the database file within seconds without any commit checkpointing (autocheckpoint off)")
+    func backgroundCheckpoint() throws {
+        let dir = try TempDir()
+        let (archive, _) = try makeArchive(in: dir, trials: 5, options: .init(role: .writer))
+        let url = dir.file("study.sqlite")
+        let autocheckpoint = try archive.pool.write { db in try Int.fetchOne(db, sql: "PRAGMA wal_autocheckpoint") }
+        #expect(autocheckpoint == 0)
+        // Far below SQLite's 1,000-page threshold, so only the background thread can move these pages.
+        _ = try archive.addTrials([[0.5, 0.5, 0.5]], origin: .sobol, strategy: "hybrid", at: t(2))
+        var seen = 0
+        let deadline = Date().addingTimeInterval(20)
+        while seen < 6, Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.2)
+            seen = try trialsInMainFile(url, copyTo: dir.file("copy.sqlite"))
+        }
+        #expect(seen == 6, "the database file alone holds \(seen) of 6 trials")
+        try archive.close()
+    }
+
+    @Test("A reader's archive runs no checkpointer and keeps SQLite's automatic checkpoints")
+    func readersKeepDefaults() throws {
+        let dir = try TempDir()
+        let (archive, _) = try makeArchive(in: dir, trials: 1)
+        let autocheckpoint = try archive.pool.write { db in try Int.fetchOne(db, sql: "PRAGMA wal_autocheckpoint") }
+        #expect(autocheckpoint == 1000)
+        try archive.close()
+    }
+}
