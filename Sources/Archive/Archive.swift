@@ -50,6 +50,9 @@ public final class Archive: Sendable {
         public var mode: OpenMode
         /// A trial fails when its attempts failed or expired on this many different workers.
         public var failureLimit: Int
+        /// … or when this many of its attempts failed or expired in all (so a study with one worker whose
+        /// every attempt fails the same way ends instead of retrying for ever).
+        public var attemptLimit: Int
         public var durability: Durability
         /// When the writer's event file is fsync'd.
         public var eventLogSync: EventLog.SyncPolicy
@@ -58,13 +61,14 @@ public final class Archive: Sendable {
         public var onEvents: (@Sendable ([EventRecord]) -> Void)?
 
         public init(
-            role: Role = .shared, mode: OpenMode = .createIfMissing, failureLimit: Int = 2,
+            role: Role = .shared, mode: OpenMode = .createIfMissing, failureLimit: Int = 2, attemptLimit: Int = 5,
             durability: Durability = .normal, eventLogSync: EventLog.SyncPolicy = .kernelBuffered,
             onEvents: (@Sendable ([EventRecord]) -> Void)? = nil
         ) {
             self.role = role
             self.mode = mode
             self.failureLimit = failureLimit
+            self.attemptLimit = attemptLimit
             self.durability = durability
             self.eventLogSync = eventLogSync
             self.onEvents = onEvents
@@ -95,6 +99,10 @@ public final class Archive: Sendable {
     private init(url: URL, options: Options) throws {
         guard options.failureLimit >= 1 else {
             throw ArchiveError.invalidArgument(field: "failureLimit", reason: "expected at least 1, got \(options.failureLimit)")
+        }
+        guard options.attemptLimit >= options.failureLimit else {
+            throw ArchiveError.invalidArgument(
+                field: "attemptLimit", reason: "expected at least failureLimit (\(options.failureLimit)), got \(options.attemptLimit)")
         }
         let path = url.path
         if FileManager.default.fileExists(atPath: path) {

@@ -197,7 +197,7 @@ extension Archive {
     }
 
     /// Records the FAILURE of (trial, attempt) sent by `worker`. The trial is requeued, or failed once
-    /// its failed/expired attempts span `failureLimit` different workers. Codes that are not the
+    /// its failed/expired attempts span `failureLimit` different workers or number `attemptLimit`. Codes that are not the
     /// trial's fault (`CANCELLED`, `ABANDONED`) end the attempt as abandoned and always requeue.
     public func recordFailure(
         trial: Int64, attempt: Int, worker: String, code: FailureCode, reason: String, logTail: String = "", at time: Date
@@ -371,7 +371,7 @@ extension Archive {
     }
 
     /// Sets the attempt's final state, then the trial's: failed when its failed/expired attempts span
-    /// `failureLimit` different workers, pending otherwise. Returns the trial's new state.
+    /// `failureLimit` different workers or number `attemptLimit`, pending otherwise. Returns the trial's new state.
     private func endAttempt(_ tx: inout Transaction, _ attempt: AttemptRecord, as state: AttemptState, code: String, reason: String, at time: Date) throws -> TrialState {
         try tx.db.execute(
             sql: "UPDATE attempt SET state = ?, finished = ?, code = ?, reason = ? WHERE trial = ? AND number = ?",
@@ -385,7 +385,7 @@ extension Archive {
                 code: try row.decode(String?.self, forColumn: "code") ?? "", reason: try row.decode(String?.self, forColumn: "reason") ?? "")
         }
         let trialRef: JSONValue = .number(Double(attempt.trial))
-        if Set(reasons.map(\.worker)).count >= options.failureLimit {
+        if Set(reasons.map(\.worker)).count >= options.failureLimit || reasons.count >= options.attemptLimit {
             try tx.db.execute(
                 sql: "UPDATE trial SET state = 'failed', finished = ?, failure_reasons = ? WHERE id = ?",
                 arguments: [time.timeIntervalSince1970, try encodeJSON(reasons), attempt.trial])

@@ -5,8 +5,9 @@ import Foundation
 /// it, every swap **verified**, and a restart as the fallback.
 ///
 /// - vLLM (`kind: .vllm`): the server is started on a symbolic link `served-model` (in the work
-///   directory) pointing at the model directory, with `--enable-sleep-mode` and
-///   `VLLM_SERVER_DEV_MODE=1`. A swap repoints the link and calls the development endpoints
+///   directory) pointing at the model directory, with `--enable-sleep-mode` (unless the study's
+///   arguments say `--no-enable-sleep-mode`: vLLM's CPU build refuses sleep mode, and its swap
+///   endpoints work without it) and `VLLM_SERVER_DEV_MODE=1`. A swap repoints the link and calls the development endpoints
 ///   `POST /sleep?level=2` (drop weights and KV cache), `POST /wake_up?tags=weights`,
 ///   `POST /collective_rpc {"method": "reload_weights"}` (re-read the weights from the link),
 ///   `POST /wake_up?tags=kv_cache`, `POST /reset_prefix_cache`.
@@ -68,7 +69,8 @@ public actor ManagedServerBackend: InferenceBackend {
             return (launcher ?? [python, "-m", "vllm.entrypoints.openai.api_server"])
                 + ["--model", swapWeights ? modelLink.path : model, "--served-model-name", Self.servedName,
                    "--host", options.host, "--port", String(port)]
-                + (swapWeights ? ["--enable-sleep-mode"] : []) + options.extraArguments
+                + (swapWeights && !options.extraArguments.contains("--no-enable-sleep-mode") ? ["--enable-sleep-mode"] : [])
+                + options.extraArguments
         case .sglang:
             return (launcher ?? [python, "-m", "sglang.launch_server"])
                 + ["--model-path", model, "--served-model-name", Self.servedName, "--host", options.host, "--port", String(port)]

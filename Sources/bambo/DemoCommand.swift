@@ -151,6 +151,13 @@ struct DemoCommand: ParsableCommand {
         var environment = ProcessInfo.processInfo.environment
         environment[marker.key] = marker.value
         environment["BAMBO_PYTHON"] = interpreter
+        if backend == .vllm {
+            // vLLM's CPU build otherwise reserves most of the machine's memory for its KV cache and one
+            // thread per core for each server (measured: 21 GiB of 23.5 and an unusable machine).
+            for (key, value) in ["VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"] where environment[key] == nil {
+                environment[key] = value
+            }
+        }
         var children: [DemoChild] = []
         func fail(_ message: String) -> Never {
             Terminal.error(message)

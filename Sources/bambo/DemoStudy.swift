@@ -67,7 +67,7 @@ enum DemoStudy {
             merge: {method: linear, dtype: float32}
             evaluator:
               kind: harness
-              backend: \(backend)
+              backend: \(backend)\(backend == "vllm" ? "\n  server_args: [--no-enable-sleep-mode, --dtype, float32]   # vLLM's CPU build: no sleep mode; the family is float32" : "")
               benchmarks: [\(benchmarks.map(quoted).joined(separator: ", "))]
               prompts: bare                 # the family was trained on bare questions
               sampling: {temperature: 0, max_tokens: \(maxTokens), seed: 0}

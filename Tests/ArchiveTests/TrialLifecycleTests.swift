@@ -105,6 +105,24 @@ struct TrialLifecycleTests {
         #expect(try archive.trial(trial)?.failureReasons.map(\.worker) == ["w1", "w1", "w2"])
     }
 
+    @Test("with one worker, the fifth failed or expired attempt fails the trial (no retrying for ever)")
+    func attemptLimitOnOneWorker() throws {
+        let dir = try TempDir()
+        let (archive, ids) = try makeArchive(in: dir, trials: 1)
+        let trial = ids[0]
+        for (index, at) in stride(from: 2.0, through: 8.0, by: 2).enumerated() {
+            let attempt = try archive.recordDispatch(trial: trial, worker: "w1", leaseDeadline: t(100), at: t(at))
+            #expect(attempt == index + 1)
+            #expect(try archive.recordFailure(trial: trial, attempt: attempt, worker: "w1", code: .evalFailed, reason: "server", at: t(at + 1)) == .requeued)
+        }
+        let fifth = try archive.recordDispatch(trial: trial, worker: "w1", leaseDeadline: t(100), at: t(10))
+        #expect(try archive.recordFailure(trial: trial, attempt: fifth, worker: "w1", code: .evalFailed, reason: "server", at: t(11)) == .failed)
+        #expect(try archive.trial(trial)?.state == .failed)
+        #expect(try archive.trial(trial)?.failureReasons.count == 5)
+        // A limit below failureLimit makes no sense and is refused.
+        #expect(throws: ArchiveError.self) { try Archive.open(at: dir.file("other.sqlite"), options: .init(failureLimit: 3, attemptLimit: 2)) }
+    }
+
     @Test("cancelled and abandoned attempts never count against the trial")
     func notTheTrialsFault() throws {
         let dir = try TempDir()

@@ -22,6 +22,13 @@ struct ServerLifecycleTests {
             "--max-model-len", "32768", "--dtype", "bfloat16",
         ])
         #expect(vllm.environment() == ["PYTHONUNBUFFERED": "1", "VLLM_SERVER_DEV_MODE": "1", "CUDA_VISIBLE_DEVICES": "2"])
+        // vLLM's CPU build refuses sleep mode: a study saying --no-enable-sleep-mode gets no conflicting flag
+        // (weights are still swapped: its endpoints work without sleep mode), and keeps VLLM_SERVER_DEV_MODE.
+        let cpuOptions = ServerOptions(extraArguments: ["--no-enable-sleep-mode", "--dtype", "float32"], workDirectory: URL(fileURLWithPath: "/w"))
+        let cpu = ManagedServerBackend(kind: .vllm, python: "python3", options: cpuOptions)
+        #expect(!cpu.command(model: "/m/merge-1", port: 8100).contains("--enable-sleep-mode"))
+        #expect(cpu.command(model: "/m/merge-1", port: 8100).suffix(3) == ["--no-enable-sleep-mode", "--dtype", "float32"])
+        #expect(cpu.environment()["VLLM_SERVER_DEV_MODE"] == "1")
         let noSwap = ManagedServerBackend(kind: .vllm, python: "python3", options: options, swapWeights: false)
         #expect(noSwap.command(model: "/m/merge-1", port: 8100)[3...4] == ["--model", "/m/merge-1"])
         #expect(noSwap.environment()["VLLM_SERVER_DEV_MODE"] == nil)
