@@ -133,7 +133,8 @@ struct BenchCoordinatorCommand: ParsableCommand {
         kill(pid, SIGTERM)
         coordinator.waitUntilExit()
         fleet.close()
-        let inside = try coordinatorSideLatencies(archiveFile, from: wallBefore, to: wallAfter).sorted()
+        let split = try coordinatorSideLatencies(archiveFile, from: wallBefore, to: wallAfter, fleet: fleet)
+        let inside = split.inside.sorted(), arrival = split.arrival.sorted(), delivery = split.delivery.sorted()
 
         let sorted = fleet.latencies.sorted()
         func percentile(_ p: Double) -> Double {
@@ -149,6 +150,9 @@ struct BenchCoordinatorCommand: ParsableCommand {
                      sorted.count, Double(sorted.count) / seconds, percentile(0.5), percentile(0.99), (sorted.last ?? .nan) * 1000))
         print(String(format: "  inside the coordinator (RESULT recorded → the worker's next TASK recorded, archive timestamps; %d): p50 %.2f ms, p99 %.2f ms, max %.2f ms",
                      inside.count, Self.percentile(inside, 0.5) * 1000, Self.percentile(inside, 0.99) * 1000, (inside.last ?? .nan) * 1000))
+        print(String(format: "    its parts: RESULT sent → recorded p50 %.2f ms, p99 %.2f ms; TASK recorded → received p50 %.2f ms, p99 %.2f ms",
+                     Self.percentile(arrival, 0.5) * 1000, Self.percentile(arrival, 0.99) * 1000,
+                     Self.percentile(delivery, 0.5) * 1000, Self.percentile(delivery, 0.99) * 1000))
         print("  workers registered: \(fleet.welcomed)/\(workers); messages received by the workers: \(fleet.received); registered again after being declared lost: \(fleet.reregistered)")
     }
 
@@ -157,26 +161,34 @@ struct BenchCoordinatorCommand: ParsableCommand {
         values.isEmpty ? .nan : values[min(values.count - 1, max(0, Int((p * Double(values.count)).rounded(.up)) - 1))]
     }
 
-    /// The coordinator's own share of dispatch latency: for each result recorded in the window, the
-    /// time until the same worker's next attempt was recorded (both stamped by the coordinator). It
-    /// leaves out the sockets and the simulated fleet, which shares the machine and so adds its own
-    /// delay to the end-to-end figure on a small machine.
-    private func coordinatorSideLatencies(_ archiveFile: URL, from start: Date, to end: Date) throws -> [Double] {
+    /// The end-to-end latency split at the coordinator's own timestamps (archive): for each result
+    /// recorded in the window, `inside` = until the same worker's next attempt was recorded; `arrival` =
+    /// from the simulated worker sending that RESULT until it was recorded; `delivery` = from the next
+    /// attempt recorded until its TASK reached the worker (commit, send, the fleet's own event loop).
+    private func coordinatorSideLatencies(_ archiveFile: URL, from start: Date, to end: Date, fleet: Fleet) throws
+        -> (inside: [Double], arrival: [Double], delivery: [Double])
+    {
         let archive = try Archive.open(at: archiveFile, options: .init(role: .shared, mode: .existing))
         defer { try? archive.close() }
         var byWorker: [String: [AttemptRecord]] = [:]
         for trial in try archive.trials() {
             for attempt in try archive.attempts(ofTrial: trial.id) { byWorker[attempt.worker, default: []].append(attempt) }
         }
-        var latencies: [Double] = []
+        var inside: [Double] = [], arrival: [Double] = [], delivery: [Double] = []
         for attempts in byWorker.values {
             let ordered = attempts.sorted { $0.dispatched < $1.dispatched }
             for (done, next) in zip(ordered, ordered.dropFirst()) where done.state == .completed {
                 guard let finished = done.finished, finished >= start, finished <= end else { continue }
-                latencies.append(next.dispatched.timeIntervalSince(finished))
+                inside.append(next.dispatched.timeIntervalSince(finished))
+                if let sent = fleet.resultSent[AttemptRef(trial: done.trial, attempt: done.number)] {
+                    arrival.append(finished.timeIntervalSince(sent))
+                }
+                if let received = fleet.taskReceived[AttemptRef(trial: next.trial, attempt: next.number)] {
+                    delivery.append(received.timeIntervalSince(next.dispatched))
+                }
             }
         }
-        return latencies
+        return (inside, arrival, delivery)
     }
 
     private func runQuietly(_ executable: URL, _ arguments: [String]) -> Int32 {
@@ -252,6 +264,10 @@ private final class Fleet {
     let evaluation: Double
     let heartbeat: Double
     var latencies: [Double] = []
+    /// Wall-clock times (the archive's clock) of each RESULT sent and each TASK received, to split the
+    /// end-to-end latency at the coordinator's own timestamps.
+    var resultSent: [AttemptRef: Date] = [:]
+    var taskReceived: [AttemptRef: Date] = [:]
     var tasks = 0
     var received = 0
     var welcomed = 0
@@ -357,6 +373,7 @@ private final class Fleet {
                 trial: ref.trial, attempt: ref.attempt,
                 metrics: Metrics(benchmarks: ["b": .init(accuracy: 0.2 + 0.6 * m, tokens: 100 + 900 * m)]),
                 durations: Durations(merge: 0, evaluate: evaluation))))
+            resultSent[ref] = Date()
             workers[index].freeSince = workers[index].lastSent
         case .heartbeat:
             if time - workers[index].lastSent >= heartbeat {
@@ -381,6 +398,7 @@ private final class Fleet {
                 reregistered += 1
             case .task(let body):
                 tasks += 1
+                taskReceived[AttemptRef(trial: body.trial, attempt: body.attempt)] = Date()
                 if let since = workers[index].freeSince { latencies.append(time - since) }
                 workers[index].freeSince = nil
                 // Evaluation times spread over [0.5, 1.5] × --evaluation (deterministic per trial),

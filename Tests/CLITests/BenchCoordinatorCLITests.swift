@@ -13,7 +13,7 @@ import Testing
         // About 12 / 0.5 = 24 dispatches a second: the window must have seen some.
         let dispatches = run.stdout.firstMatch(of: /dispatches measured: ([0-9]+)/).flatMap { Int($0.1) } ?? 0
         #expect(dispatches >= 10, "\(run.stdout)")
-        #expect(run.stdout.contains("inside the coordinator"))
+        #expect(run.stdout.contains("inside the coordinator") && run.stdout.contains("RESULT sent → recorded"), "\(run.stdout)")
     }
 
     @Test("The warm-up defaults to 1.5 × the evaluation + 5 s, and bad durations are refused")
