@@ -219,10 +219,10 @@ public final class Archive: Sendable {
         }
     }
 
-    /// Closes the database and the event log (releasing the writer's lock); the archive must not be
-    /// used afterwards.
     deinit { checkpointer?.stop() }
 
+    /// Closes the database and the event log (releasing the writer's lock); the archive must not be
+    /// used afterwards.
     public func close() throws {
         checkpointer?.stop()
         try pool.close()

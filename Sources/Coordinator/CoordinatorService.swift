@@ -447,9 +447,6 @@ public final class CoordinatorService: @unchecked Sendable {
         try execute([])  // publishes the batch's events
     }
 
-    /// Stores `count` new trials of `strategy` at once: the warm start (anchors, then Sobol) or the
-    /// next grid points. Each trial stores its partition and merge spec when they differ from the
-    /// study's.
     /// Stores a proposer's points as trials of `strategy` and remembers them.
     private func addProposed(_ points: [[Double]], origin: String, strategy: StudyStrategy, at time: Date) throws -> [Int64] {
         let spec = partitions[strategy] ?? partition
@@ -459,6 +456,9 @@ public final class CoordinatorService: @unchecked Sendable {
         return ids
     }
 
+    /// Stores `count` new trials of `strategy` at once: the warm start (anchors, then Sobol) or the
+    /// next grid points. Each trial stores its partition and merge spec when they differ from the
+    /// study's.
     private func proposeNow(_ strategy: StudyStrategy, count: Int, warmStart: Bool, at time: Date) throws -> [Int64] {
         let spec = partitions[strategy] ?? partition
         let dimension = spec.dimension

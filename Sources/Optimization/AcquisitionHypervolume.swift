@@ -79,9 +79,10 @@ public struct HypervolumeAcquisition: BatchAcquisitionFunction {
     let normals: [[[Double]]]
     /// Per objective: L_BB (nil when B is empty).
     let conditioningFactors: [CholeskyFactor?]
-    /// Non-dominated cells per sample (one shared entry when B is empty).
+    /// Non-dominated cells per sample (one shared entry when B is empty), in units of `objectiveScales`:
+    /// the log variant's; empty for exact qEHVI.
     let cellsPerSample: [[HyperRectangle]]
-    /// The same cells flattened, for the exact (non-log) inner loop.
+    /// The same cells flattened: exact qEHVI's inner loop; empty for the log variant.
     let flatCellsPerSample: [FlatCells]
 
     public var dimension: Int { models.models[0].dimension }
@@ -192,7 +193,7 @@ public struct HypervolumeAcquisition: BatchAcquisitionFunction {
             : models.models.map { $0.trainingSet.outputStandardDeviation }.map { $0 > 0 && $0.isFinite ? $0 : 1 }
         self.logTemperature = logTemperature
         self.objectiveScales = scales
-        self.cellsPerSample = logTemperature == nil ? cellsPerSample : cellsPerSample.map { cells in
+        self.cellsPerSample = logTemperature == nil ? [] : cellsPerSample.map { cells in
             cells.map { HyperRectangle(lower: zip($0.lower, scales).map { $0 / $1 }, upper: zip($0.upper, scales).map { $0 / $1 }) }
         }
         self.flatCellsPerSample = logTemperature == nil ? cellsPerSample.map(FlatCells.init) : []
@@ -260,8 +261,7 @@ public struct HypervolumeAcquisition: BatchAcquisitionFunction {
         var perSample = [Double](repeating: 0, count: sampleCount)
         // ∂(sample s's improvement)/∂y[a][j] at (s·q + a)·M + j.
         var perSampleGradient = [Double](repeating: 0, count: withGradient ? sampleCount * q * m : 0)
-        var y = [[Double]](repeating: [Double](repeating: 0, count: m), count: q)
-        var flatY = [Double](repeating: 0, count: q * m)
+        var y = [Double](repeating: 0, count: q * m)  // candidate a, objective j at a·M + j
         var scratch = ImprovementScratch(pointCount: q, objectiveCount: m)
         for s in 0..<sampleCount {
             for j in 0..<m {
@@ -270,13 +270,13 @@ public struct HypervolumeAcquisition: BatchAcquisitionFunction {
                     var value = sp.mean[a]
                     for i in 0..<nb { value += sp.v[i, a] * eps[i] }
                     for b in 0...a { value += sp.lcc.lower[a, b] * eps[nb + b] }
-                    y[a][j] = value / objectiveScales[j]
-                    flatY[a * m + j] = y[a][j]
+                    y[a * m + j] = value / objectiveScales[j]
                 }
             }
             if let tau = logTemperature {
                 let cells = cellsPerSample.count == 1 ? cellsPerSample[0] : cellsPerSample[s]
-                let r = try BoxDecomposition.logSmoothedHypervolumeImprovement(of: y, cells: cells, temperature: tau,
+                let points = (0..<q).map { Array(y[($0 * m)..<(($0 + 1) * m)]) }
+                let r = try BoxDecomposition.logSmoothedHypervolumeImprovement(of: points, cells: cells, temperature: tau,
                                                                                withGradient: withGradient)
                 perSample[s] = r.value
                 if withGradient {
@@ -285,7 +285,7 @@ public struct HypervolumeAcquisition: BatchAcquisitionFunction {
             } else {
                 // Exact qEHVI: the flat inner loop, no allocation per sample.
                 let cells = flatCellsPerSample.count == 1 ? flatCellsPerSample[0] : flatCellsPerSample[s]
-                perSample[s] = scratch.improvement(of: flatY, cells: cells, withGradient: withGradient)
+                perSample[s] = scratch.improvement(of: y, cells: cells, withGradient: withGradient)
                 if withGradient {
                     for k in 0..<(q * m) { perSampleGradient[s * q * m + k] = scratch.gradient[k] }
                 }
