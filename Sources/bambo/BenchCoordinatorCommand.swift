@@ -55,7 +55,10 @@ struct BenchCoordinatorCommand: ParsableCommand {
 
     func validate() throws {
         guard workers >= 1 else { throw ValidationError("--workers must be ≥ 1") }
-        guard evaluation > 0, heartbeat > 0, seconds > 0, warmup >= 0 else { throw ValidationError("durations must be > 0") }
+        for (name, value) in [("--evaluation", evaluation), ("--heartbeat", heartbeat), ("--seconds", seconds)] where !(value > 0) {
+            throw ValidationError("durations must be > 0: \(name) \(value)")
+        }
+        guard warmup >= 0 else { throw ValidationError("--warmup must be ≥ 0 seconds (got \(warmup))") }
     }
 
     func run() throws {
